@@ -1,0 +1,157 @@
+//! Wiring shared by the commands: open the store named by the
+//! configuration, seed it on first start, import knowledge files, load the
+//! phrasebook, and check everything for `parkbot check`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::assets;
+use crate::bot::{Bot, Clock, Phrasebook};
+use crate::config::Config;
+use crate::knowledge::{
+    Knowledge, KnowledgeError, ParsedFile, parse_file, parse_str, validate_references,
+};
+use crate::store::{ImportStats, Store};
+
+/// Everything a command needs, opened once.
+pub struct App {
+    pub config: Config,
+    pub store: Arc<Store>,
+}
+
+impl App {
+    /// Opens the store (`db` overrides `[store] path`).
+    pub fn open(config: Config, db: Option<&Path>) -> Result<App> {
+        let path = db
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| config.store.path.clone());
+        let store = Store::open(&path)?;
+        Ok(App {
+            config,
+            store: Arc::new(store),
+        })
+    }
+
+    /// Imports the configured seed knowledge into a store that never held
+    /// any. Returns what was imported, if anything.
+    pub fn seed(&self) -> Result<Option<ImportStats>> {
+        if self.store.knowledge_loaded()? || self.config.knowledge.seed.is_empty() {
+            return Ok(None);
+        }
+        let k = load_knowledge_files(&self.config.knowledge.seed, &HashSet::new())
+            .map_err(|errs| anyhow!("seed knowledge is invalid:\n{}", join(&errs)))?;
+        let stats = self.store.import(&k, false)?;
+        tracing::info!(
+            items = k.len(),
+            "seeded the store with the configured knowledge"
+        );
+        Ok(Some(stats))
+    }
+
+    /// A bot over the (seeded) store.
+    pub fn bot(&self, clock: Clock) -> Result<Bot> {
+        self.seed()?;
+        let phrases =
+            load_phrasebook(&self.config.dialogs.dir).map_err(|p| anyhow!("{}", p.join("\n")))?;
+        Ok(Bot::new(self.store.clone(), phrases, clock)?)
+    }
+
+    /// Imports `files` all-or-nothing, with a progress bar on a terminal.
+    pub fn import(&self, files: &[PathBuf], replace: bool) -> Result<ImportStats> {
+        let bar = ProgressBar::new(files.len() as u64 + 1);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} importing [{bar:30}] {pos}/{len} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        let known = if replace {
+            HashSet::new()
+        } else {
+            self.store.field_ids()?
+        };
+        let mut parsed = Vec::new();
+        let mut errors = Vec::new();
+        for f in files {
+            bar.set_message(f.display().to_string());
+            match read_knowledge_file(f) {
+                Ok(p) => parsed.push(p),
+                Err(e) => errors.push(e),
+            }
+            bar.inc(1);
+        }
+        if !errors.is_empty() {
+            bar.finish_and_clear();
+            return Err(anyhow!("nothing was imported:\n{}", join(&errors)));
+        }
+        let k = validate_references(parsed, &known).map_err(|errs| {
+            bar.finish_and_clear();
+            anyhow!("nothing was imported:\n{}", join(&errs))
+        })?;
+        bar.set_message("writing");
+        let stats = self.store.import(&k, replace)?;
+        bar.inc(1);
+        bar.finish_and_clear();
+        Ok(stats)
+    }
+}
+
+fn join(errs: &[KnowledgeError]) -> String {
+    errs.iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads a knowledge file from disk, or its built-in copy.
+fn read_knowledge_file(path: &Path) -> Result<ParsedFile, KnowledgeError> {
+    match assets::builtin_knowledge(path) {
+        Some(text) => parse_str(&format!("(built-in) {}", path.display()), text, false),
+        None => parse_file(path),
+    }
+}
+
+/// Parses and checks knowledge files (all problems, or the knowledge).
+pub fn load_knowledge_files(
+    files: &[PathBuf],
+    known_fields: &HashSet<String>,
+) -> std::result::Result<Knowledge, Vec<KnowledgeError>> {
+    let mut parsed = Vec::new();
+    let mut errors = Vec::new();
+    for f in files {
+        match read_knowledge_file(f) {
+            Ok(p) => parsed.push(p),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    validate_references(parsed, known_fields)
+}
+
+/// Loads `bot.toml` from the dialog folder (or the built-in one).
+pub fn load_phrasebook(dir: &Path) -> std::result::Result<Phrasebook, Vec<String>> {
+    let files = assets::dialog_files(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
+    let (name, text) = files
+        .iter()
+        .find(|(n, _)| n.ends_with("bot.toml"))
+        .ok_or_else(|| vec![format!("{}: bot.toml is missing", dir.display())])?;
+    Phrasebook::parse(name, text)
+}
+
+/// Every problem in the configuration's dialogs and seed knowledge
+/// (the configuration itself was checked when it loaded).
+pub fn check(config: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(p) = load_phrasebook(&config.dialogs.dir) {
+        problems.extend(p);
+    }
+    if let Err(errs) = load_knowledge_files(&config.knowledge.seed, &HashSet::new()) {
+        problems.extend(errs.iter().map(ToString::to_string));
+    }
+    problems
+}

@@ -1,0 +1,264 @@
+//! Deciding what a question asks for and answering it from the knowledge.
+//!
+//! Order of decisions: greeting/help; a specific item that the question
+//! names or describes (an enterprise, event or FAQ); a field's enterprises;
+//! upcoming events; the list of fields; otherwise an honest "I don't know".
+//! Field names and intent words are cut from the question before looking
+//! for a specific item, so "which VFX companies do motion capture?" still
+//! finds the one that does.
+
+use time::OffsetDateTime;
+
+use super::render::{self, PAGE};
+use super::{Brain, Phrasebook};
+use crate::knowledge::Lang;
+use crate::search::{Hit, Item, Query};
+use crate::store::{MoreList, Session, Store};
+
+/// What one answer needs to know.
+pub struct Ctx<'a> {
+    pub brain: &'a Brain,
+    pub phrases: &'a Phrasebook,
+    pub store: &'a Store,
+    pub now: OffsetDateTime,
+    pub lang: Lang,
+}
+
+impl Ctx<'_> {
+    pub fn t(&self, key: &str, args: &[(&str, &str)]) -> String {
+        self.phrases.t(key, self.lang, args)
+    }
+}
+
+/// A reply and the rest of its list, if it was cut short.
+pub struct Reply {
+    pub text: String,
+    pub more: Option<MoreList>,
+}
+
+impl Reply {
+    fn plain(text: String) -> Reply {
+        Reply { text, more: None }
+    }
+}
+
+/// How close to the best score another hit must be to be suggested.
+const SEE_ALSO_RATIO: f32 = 0.75;
+/// Other enterprises of the field named after one enterprise's details.
+const ALSO_IN_FIELD: usize = 4;
+
+pub fn answer(ctx: &Ctx, q: &Query) -> Reply {
+    let intents = &ctx.phrases.intents;
+    if q.terms.is_empty() && q.all_terms.is_empty()
+        || intents.help.is_whole(q)
+        || intents.greeting.is_whole(q)
+    {
+        return Reply::plain(ctx.t("help", &[]));
+    }
+    let index = &ctx.brain.index;
+    let fields = index.fields_in(q);
+    let event_words = intents.events.find(q);
+    let field_words = intents.fields.find(q);
+    let mut cut: Vec<(usize, usize)> = fields.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+    cut.extend(&event_words);
+    cut.extend(&field_words);
+    let rest = q.without(&cut);
+    let hits = index.search(&rest);
+    // With list words in the question, a single item must be asked about
+    // clearly: by its name, or in detail (a name or tag and another term),
+    // or it is of the kind the list words are about.
+    let listy = !cut.is_empty();
+    let specific = |h: &&Hit| {
+        h.confident
+            && match h.item {
+                Item::Field(_) => false,
+                _ if !listy || h.full_name || (h.strong && h.terms >= 2) => true,
+                Item::Enterprise(_) => !fields.is_empty(),
+                Item::Event(_) => !event_words.is_empty() && h.strong,
+                Item::Faq(_) => false,
+            }
+    };
+    if let Some(top) = hits.first().filter(specific) {
+        return one(
+            ctx,
+            top,
+            &hits,
+            &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+        );
+    }
+    if !fields.is_empty() {
+        return field_list(
+            ctx,
+            &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+            &hits,
+        );
+    }
+    if !event_words.is_empty() {
+        return upcoming(ctx);
+    }
+    if !field_words.is_empty() {
+        return all_fields(ctx);
+    }
+    if let Some(Hit {
+        item: Item::Field(f),
+        confident: true,
+        ..
+    }) = hits.first()
+    {
+        return field_list(ctx, &[*f], &hits);
+    }
+    Reply::plain(ctx.t("fallback", &[]))
+}
+
+/// The details of one item, then close alternatives.
+fn one(ctx: &Ctx, top: &Hit, hits: &[Hit], fields: &[usize]) -> Reply {
+    let k = &ctx.brain.knowledge;
+    let mut text = match top.item {
+        Item::Enterprise(i) => render::enterprise(ctx, &k.enterprise[i]),
+        Item::Event(i) => render::event(ctx, &k.event[i]),
+        Item::Faq(i) => render::faq(ctx, &k.faq[i]),
+        Item::Field(_) => unreachable!("fields are answered as lists"),
+    };
+    let mut shown = vec![top.item];
+    if let Item::Enterprise(i) = top.item {
+        // The question named a field too: show the field's other members.
+        for &f in fields {
+            if !k.enterprise[i].fields.contains(&k.field[f].id) {
+                continue;
+            }
+            let others: Vec<Item> = members(ctx, f, hits)
+                .into_iter()
+                .filter(|x| *x != top.item)
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            let name = k.field[f].name.get(ctx.lang);
+            let mut line = format!(
+                "\n\n{}{}",
+                ctx.t("also_in_field", &[("field", name)]),
+                render::names(ctx, &others[..others.len().min(ALSO_IN_FIELD)])
+            );
+            if others.len() > ALSO_IN_FIELD {
+                line.push_str(match ctx.lang {
+                    Lang::Zh => "等",
+                    Lang::En => "…",
+                });
+            }
+            text.push_str(&line);
+            shown.extend(others);
+            break;
+        }
+    }
+    if !top.full_name {
+        let close: Vec<Item> = hits
+            .iter()
+            .skip(1)
+            .filter(|h| {
+                h.confident && h.score >= top.score * SEE_ALSO_RATIO && !shown.contains(&h.item)
+            })
+            .filter(|h| !matches!(h.item, Item::Field(_)))
+            .take(2)
+            .map(|h| h.item)
+            .collect();
+        if !close.is_empty() {
+            text.push_str(&format!(
+                "\n\n{}{}",
+                ctx.t("see_also", &[]),
+                render::names(ctx, &close)
+            ));
+        }
+    }
+    Reply::plain(text)
+}
+
+/// The enterprises of field `f`, those the question matched best first.
+fn members(ctx: &Ctx, f: usize, hits: &[Hit]) -> Vec<Item> {
+    let k = &ctx.brain.knowledge;
+    let id = &k.field[f].id;
+    let mut items: Vec<Item> = hits
+        .iter()
+        .filter_map(|h| match h.item {
+            Item::Enterprise(i) if k.enterprise[i].fields.contains(id) => Some(h.item),
+            _ => None,
+        })
+        .collect();
+    for (i, e) in k.enterprise.iter().enumerate() {
+        if e.fields.contains(id) && !items.contains(&Item::Enterprise(i)) {
+            items.push(Item::Enterprise(i));
+        }
+    }
+    items
+}
+
+fn field_list(ctx: &Ctx, fields: &[usize], hits: &[Hit]) -> Reply {
+    let k = &ctx.brain.knowledge;
+    let mut items: Vec<Item> = Vec::new();
+    for &f in fields {
+        for item in members(ctx, f, hits) {
+            if !items.contains(&item) {
+                items.push(item);
+            }
+        }
+    }
+    let names: Vec<&str> = fields
+        .iter()
+        .map(|&f| k.field[f].name.get(ctx.lang))
+        .collect();
+    let name = names.join(match ctx.lang {
+        Lang::Zh => "、",
+        Lang::En => " / ",
+    });
+    if items.is_empty() {
+        return Reply::plain(ctx.t("field_empty", &[("field", &name)]));
+    }
+    let heading = ctx.t(
+        "field_list",
+        &[("field", &name), ("count", &items.len().to_string())],
+    );
+    let (text, more) = render::list(ctx, &heading, &items, 0, None);
+    Reply { text, more }
+}
+
+/// Events that have not ended, soonest first.
+pub fn upcoming(ctx: &Ctx) -> Reply {
+    let k = &ctx.brain.knowledge;
+    let mut events: Vec<usize> = (0..k.event.len())
+        .filter(|&i| k.event[i].ends_at.unwrap_or(k.event[i].starts_at).0 >= ctx.now)
+        .collect();
+    events.sort_by_key(|&i| (k.event[i].starts_at, i));
+    if events.is_empty() {
+        return Reply::plain(ctx.t("events_none", &[]));
+    }
+    let items: Vec<Item> = events.into_iter().map(Item::Event).collect();
+    let heading = ctx.t("events_list", &[("count", &items.len().to_string())]);
+    let (text, more) = render::list(ctx, &heading, &items, 0, Some(ctx.t("events_hint", &[])));
+    Reply { text, more }
+}
+
+fn all_fields(ctx: &Ctx) -> Reply {
+    let k = &ctx.brain.knowledge;
+    let items: Vec<Item> = (0..k.field.len()).map(Item::Field).collect();
+    let heading = ctx.t("fields_list", &[("count", &items.len().to_string())]);
+    let (text, more) = render::list(ctx, &heading, &items, 0, Some(ctx.t("fields_hint", &[])));
+    Reply { text, more }
+}
+
+/// The next page of the identity's last list.
+pub fn more(ctx: &Ctx, session: &mut Session) -> String {
+    let Some(list) = session.more.take() else {
+        return ctx.t("more_none", &[]);
+    };
+    let items: Vec<Item> = list
+        .rest
+        .iter()
+        .filter_map(|key| render::resolve(ctx, key))
+        .collect();
+    if items.is_empty() {
+        return ctx.t("more_none", &[]);
+    }
+    let (text, more) = render::list(ctx, "", &items, list.shown, None);
+    session.more = more;
+    debug_assert!(items.len() <= PAGE || session.more.is_some());
+    text
+}

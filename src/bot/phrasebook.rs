@@ -1,0 +1,293 @@
+//! The bot's own wording and intent words, read from `dialogs/bot.toml`.
+//!
+//! The Rust side only knows which texts exist and which placeholders each
+//! may use ([`TEXTS`]); the words themselves are data. Loading checks that
+//! every text is there in both languages with only known placeholders.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::knowledge::{Lang, Text};
+use crate::search::PhraseSet;
+
+/// Every text the bot uses, with the placeholders it may contain.
+pub const TEXTS: &[(&str, &[&str])] = &[
+    ("help", &[]),
+    ("fallback", &[]),
+    ("field_list", &["field", "count"]),
+    ("field_empty", &["field"]),
+    ("fields_list", &["count"]),
+    ("fields_item", &["field", "count"]),
+    ("fields_hint", &[]),
+    ("events_list", &["count"]),
+    ("events_none", &[]),
+    ("events_hint", &[]),
+    ("more_hint", &["rest"]),
+    ("more_none", &[]),
+    ("also_in_field", &["field"]),
+    ("see_also", &[]),
+    ("label_field", &[]),
+    ("label_location", &[]),
+    ("label_contact", &[]),
+    ("label_website", &[]),
+    ("label_time", &[]),
+    ("label_venue", &[]),
+    ("seats_left", &["left", "capacity"]),
+    ("seats_full", &["capacity"]),
+    ("seats_unlimited", &[]),
+    ("signup_open", &[]),
+    ("signup_open_until", &["closes"]),
+    ("signup_closed", &[]),
+    ("signup_none", &[]),
+    ("event_past", &[]),
+];
+
+const INTENTS: &[&str] = &["greeting", "help", "more", "events", "fields"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhrasebook {
+    text: HashMap<String, Text>,
+    calendar: RawCalendar,
+    intents: HashMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalendar {
+    datetime: Text,
+    weekdays_zh: Vec<String>,
+    weekdays_en: Vec<String>,
+    months_en: Vec<String>,
+}
+
+/// Intent words, ready to match.
+#[derive(Debug, Clone, Default)]
+pub struct Intents {
+    pub greeting: PhraseSet,
+    pub help: PhraseSet,
+    pub more: PhraseSet,
+    pub events: PhraseSet,
+    pub fields: PhraseSet,
+}
+
+/// The checked phrasebook.
+#[derive(Debug, Clone)]
+pub struct Phrasebook {
+    texts: HashMap<String, Text>,
+    datetime: Text,
+    weekdays: [Vec<String>; 2],
+    months_en: Vec<String>,
+    pub intents: Intents,
+}
+
+/// Placeholders `{name}` used in `s`.
+pub fn placeholders(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        match after.find('}') {
+            Some(j)
+                if after[..j]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && j > 0 =>
+            {
+                out.push(&after[..j]);
+                rest = &after[j + 1..];
+            }
+            _ => rest = after,
+        }
+    }
+    out
+}
+
+/// Checks one localized text: both languages, known placeholders.
+pub fn check_text(what: &str, t: &Text, allowed: &[&str], problems: &mut Vec<String>) {
+    if let Text::Localized(m) = t {
+        for lang in ["zh", "en"] {
+            if m.get(lang).is_none_or(|s| s.trim().is_empty()) {
+                problems.push(format!("{what}: missing the `{lang}` translation"));
+            }
+        }
+    }
+    for s in t.all() {
+        for p in placeholders(s) {
+            if !allowed.contains(&p) {
+                let hint = if allowed.is_empty() {
+                    "it takes no placeholders".to_string()
+                } else {
+                    format!(
+                        "it may use {}",
+                        allowed
+                            .iter()
+                            .map(|a| format!("{{{a}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                problems.push(format!("{what}: unknown placeholder {{{p}}} ({hint})"));
+            }
+        }
+    }
+}
+
+impl Phrasebook {
+    /// Parses and checks `bot.toml`; `name` is used in messages.
+    pub fn parse(name: &str, text: &str) -> Result<Phrasebook, Vec<String>> {
+        let raw: RawPhrasebook = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start].matches('\n').count() + 1)
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default();
+            vec![format!("{name}{line}: {}", e.message().trim())]
+        })?;
+        let mut problems = Vec::new();
+        for (key, allowed) in TEXTS {
+            match raw.text.get(*key) {
+                Some(t) => check_text(&format!("{name}: text `{key}`"), t, allowed, &mut problems),
+                None => problems.push(format!("{name}: text `{key}` is missing")),
+            }
+        }
+        for key in raw.text.keys() {
+            if !TEXTS.iter().any(|(k, _)| k == key) {
+                problems.push(format!(
+                    "{name}: text `{key}` is not used by parkbot (a typo?)"
+                ));
+            }
+        }
+        let cal = &raw.calendar;
+        check_text(
+            &format!("{name}: calendar `datetime`"),
+            &cal.datetime,
+            &["year", "month", "day", "weekday", "time"],
+            &mut problems,
+        );
+        for (key, list, n) in [
+            ("weekdays_zh", &cal.weekdays_zh, 7),
+            ("weekdays_en", &cal.weekdays_en, 7),
+            ("months_en", &cal.months_en, 12),
+        ] {
+            if list.len() != n {
+                problems.push(format!(
+                    "{name}: calendar `{key}` needs {n} entries, found {}",
+                    list.len()
+                ));
+            }
+        }
+        for key in INTENTS {
+            if raw.intents.get(*key).is_none_or(|v| v.is_empty()) {
+                problems.push(format!("{name}: intents `{key}` is missing or empty"));
+            }
+        }
+        for key in raw.intents.keys() {
+            if !INTENTS.contains(&key.as_str()) {
+                problems.push(format!(
+                    "{name}: intents `{key}` is not used by parkbot (a typo?)"
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let set = |k: &str| PhraseSet::new(&raw.intents[k]);
+        Ok(Phrasebook {
+            intents: Intents {
+                greeting: set("greeting"),
+                help: set("help"),
+                more: set("more"),
+                events: set("events"),
+                fields: set("fields"),
+            },
+            texts: raw.text,
+            datetime: raw.calendar.datetime,
+            weekdays: [raw.calendar.weekdays_zh, raw.calendar.weekdays_en],
+            months_en: raw.calendar.months_en,
+        })
+    }
+
+    /// The text `key` in `lang` with `{placeholders}` filled from `args`.
+    pub fn t(&self, key: &str, lang: Lang, args: &[(&str, &str)]) -> String {
+        let raw = self.texts.get(key).map(|t| t.get(lang)).unwrap_or(key);
+        fill(raw, args)
+    }
+
+    /// A date and time in the offset it was written with.
+    pub fn datetime(&self, at: time::OffsetDateTime, lang: Lang) -> String {
+        let wd = at.weekday().number_days_from_monday() as usize;
+        let month = at.month() as usize;
+        let weekday = match lang {
+            Lang::Zh => &self.weekdays[0][wd],
+            Lang::En => &self.weekdays[1][wd],
+        };
+        let month = match lang {
+            Lang::Zh => month.to_string(),
+            Lang::En => self.months_en[month - 1].clone(),
+        };
+        let time = format!("{:02}:{:02}", at.hour(), at.minute());
+        fill(
+            self.datetime.get(lang),
+            &[
+                ("year", &at.year().to_string()),
+                ("month", &month),
+                ("day", &at.day().to_string()),
+                ("weekday", weekday),
+                ("time", &time),
+            ],
+        )
+    }
+}
+
+/// Replaces `{name}` with its value from `args`.
+pub fn fill(template: &str, args: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in args {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_phrasebook_is_valid() {
+        let pb = Phrasebook::parse("bot.toml", crate::assets::BOT_TOML).unwrap();
+        assert!(pb.t("help", Lang::En, &[]).starts_with("Hello"));
+        assert_eq!(
+            pb.t("more_hint", Lang::En, &[("rest", "3")]),
+            "…and 3 more: reply \"more\" to see them."
+        );
+    }
+
+    #[test]
+    fn problems_are_named() {
+        let bad = crate::assets::BOT_TOML
+            .replace("{field}领域的企业（共{count}家）", "{feild}领域的企业")
+            .replace(
+                "en = \"\"\"Sorry, I don't know",
+                "fr = \"\"\"Sorry, I don't know",
+            );
+        let problems = Phrasebook::parse("bot.toml", &bad).unwrap_err().join("\n");
+        assert!(
+            problems.contains("text `field_list`: unknown placeholder {feild}"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("text `fallback`: missing the `en` translation"),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn placeholders_are_found() {
+        assert_eq!(
+            placeholders("{a} and {b_c} but not { x } or {}"),
+            vec!["a", "b_c"]
+        );
+    }
+}

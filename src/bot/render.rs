@@ -1,0 +1,260 @@
+//! Replies as plain text that reads well on a phone: a title line, short
+//! labelled lines, numbered lists of at most five items with "and N more".
+
+use crate::knowledge::{Enterprise, Event, Faq, Field, Lang};
+use crate::search::Item;
+use crate::store::MoreList;
+
+use super::answer::Ctx;
+
+/// Items shown in one list reply.
+pub const PAGE: usize = 5;
+
+/// The longest summary shown in a list line, in characters.
+const SHORT_SUMMARY: usize = 36;
+
+pub fn enterprise(ctx: &Ctx, e: &Enterprise) -> String {
+    let l = ctx.lang;
+    let mut lines = vec![e.name.get(l).to_string()];
+    let summary = e.summary.get(l);
+    if !summary.is_empty() {
+        lines.push(summary.to_string());
+    }
+    let fields: Vec<&str> = e
+        .fields
+        .iter()
+        .filter_map(|id| ctx.brain.knowledge.field(id))
+        .map(|f| f.name.get(l))
+        .collect();
+    if !fields.is_empty() {
+        lines.push(format!(
+            "{}{}",
+            ctx.t("label_field", &[]),
+            fields.join(sep(l))
+        ));
+    }
+    if let Some(loc) = &e.location {
+        lines.push(format!("{}{}", ctx.t("label_location", &[]), loc.get(l)));
+    }
+    if let Some(c) = &e.contact {
+        lines.push(format!("{}{}", ctx.t("label_contact", &[]), c));
+    }
+    if let Some(w) = &e.website {
+        lines.push(format!("{}{}", ctx.t("label_website", &[]), w));
+    }
+    lines.join("\n")
+}
+
+pub fn event(ctx: &Ctx, ev: &Event) -> String {
+    let l = ctx.lang;
+    let mut lines = vec![ev.title.get(l).to_string()];
+    let mut when = ctx.phrases.datetime(ev.starts_at.0, l);
+    if let Some(end) = ev.ends_at {
+        if end.0.date() == ev.starts_at.0.date() {
+            when.push_str(&format!("–{:02}:{:02}", end.0.hour(), end.0.minute()));
+        } else {
+            when.push_str(" – ");
+            when.push_str(&ctx.phrases.datetime(end.0, l));
+        }
+    }
+    lines.push(format!("{}{}", ctx.t("label_time", &[]), when));
+    if !ev.venue.is_blank() {
+        lines.push(format!("{}{}", ctx.t("label_venue", &[]), ev.venue.get(l)));
+    }
+    let past = ev.ends_at.unwrap_or(ev.starts_at).0 < ctx.now;
+    if past {
+        lines.push(ctx.t("event_past", &[]));
+    } else {
+        lines.push(seats(ctx, ev));
+        lines.push(signup_line(ctx, ev));
+    }
+    let summary = ev.summary.get(l);
+    if !summary.is_empty() {
+        lines.push(summary.to_string());
+    }
+    lines.join("\n")
+}
+
+fn seats(ctx: &Ctx, ev: &Event) -> String {
+    let Some(cap) = ev.capacity else {
+        return ctx.t("seats_unlimited", &[]);
+    };
+    let taken = ctx.store.confirmed_count(&ev.id).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot count registrations");
+        0
+    });
+    let capacity = cap.to_string();
+    if taken >= cap {
+        ctx.t("seats_full", &[("capacity", &capacity)])
+    } else {
+        let left = (cap - taken).to_string();
+        ctx.t("seats_left", &[("left", &left), ("capacity", &capacity)])
+    }
+}
+
+fn signup_line(ctx: &Ctx, ev: &Event) -> String {
+    if !ev.signup {
+        return ctx.t("signup_none", &[]);
+    }
+    match ev.signup_closes_at {
+        Some(c) if c.0 <= ctx.now => ctx.t("signup_closed", &[]),
+        Some(c) => ctx.t(
+            "signup_open_until",
+            &[("closes", &ctx.phrases.datetime(c.0, ctx.lang))],
+        ),
+        None => ctx.t("signup_open", &[]),
+    }
+}
+
+pub fn faq(ctx: &Ctx, f: &Faq) -> String {
+    f.answer.get(ctx.lang).to_string()
+}
+
+fn sep(l: Lang) -> &'static str {
+    match l {
+        Lang::Zh => "、",
+        Lang::En => ", ",
+    }
+}
+
+/// The first sentence of `s`, cut to a phone-friendly length.
+fn short(s: &str, lang: Lang) -> String {
+    let end = s
+        .char_indices()
+        .find(|(i, c)| {
+            matches!(c, '。' | '；' | '！' | '？') || (*c == '.' && s[i + 1..].starts_with(' '))
+        })
+        .map_or(s.len(), |(i, _)| i);
+    let first = &s[..end];
+    let limit = match lang {
+        Lang::Zh => SHORT_SUMMARY,
+        Lang::En => SHORT_SUMMARY * 2,
+    };
+    if first.chars().count() > limit {
+        let cut: String = first.chars().take(limit).collect();
+        format!("{}…", cut.trim_end_matches([',', '，', ' ']))
+    } else {
+        first.to_string()
+    }
+}
+
+fn field_count(ctx: &Ctx, f: &Field) -> usize {
+    ctx.brain
+        .knowledge
+        .enterprise
+        .iter()
+        .filter(|e| e.fields.contains(&f.id))
+        .count()
+}
+
+/// One line of a list (without its number).
+pub fn line(ctx: &Ctx, item: Item) -> String {
+    let k = &ctx.brain.knowledge;
+    let l = ctx.lang;
+    match item {
+        Item::Enterprise(i) => {
+            let e = &k.enterprise[i];
+            let s = short(e.summary.get(l), l);
+            if s.is_empty() {
+                e.name.get(l).to_string()
+            } else {
+                format!("{} — {}", e.name.get(l), s)
+            }
+        }
+        Item::Event(i) => {
+            let ev = &k.event[i];
+            let when = ctx.phrases.datetime(ev.starts_at.0, l);
+            if ev.venue.is_blank() {
+                format!("{} — {}", ev.title.get(l), when)
+            } else {
+                format!("{} — {}, {}", ev.title.get(l), when, ev.venue.get(l))
+            }
+        }
+        Item::Field(i) => {
+            let f = &k.field[i];
+            let count = field_count(ctx, f).to_string();
+            ctx.t(
+                "fields_item",
+                &[("field", f.name.get(l)), ("count", &count)],
+            )
+        }
+        Item::Faq(i) => short(k.faq[i].answer.get(l), l),
+    }
+}
+
+/// A stable key for an item, kept in a `MoreList`.
+pub fn key(ctx: &Ctx, item: Item) -> String {
+    let k = &ctx.brain.knowledge;
+    match item {
+        Item::Field(i) => format!("field:{}", k.field[i].id),
+        Item::Enterprise(i) => format!("enterprise:{}", k.enterprise[i].id),
+        Item::Event(i) => format!("event:{}", k.event[i].id),
+        Item::Faq(i) => format!("faq:{}", k.faq[i].id),
+    }
+}
+
+/// The item a key names, if it still exists.
+pub fn resolve(ctx: &Ctx, key: &str) -> Option<Item> {
+    let k = &ctx.brain.knowledge;
+    let (kind, id) = key.split_once(':')?;
+    match kind {
+        "field" => k.field.iter().position(|x| x.id == id).map(Item::Field),
+        "enterprise" => k
+            .enterprise
+            .iter()
+            .position(|x| x.id == id)
+            .map(Item::Enterprise),
+        "event" => k.event.iter().position(|x| x.id == id).map(Item::Event),
+        "faq" => k.faq.iter().position(|x| x.id == id).map(Item::Faq),
+        _ => None,
+    }
+}
+
+/// A numbered list: heading, up to `PAGE` items numbered from `shown + 1`,
+/// then "and N more" when items remain (kept in the returned `MoreList`).
+pub fn list(
+    ctx: &Ctx,
+    heading: &str,
+    items: &[Item],
+    shown: usize,
+    footer: Option<String>,
+) -> (String, Option<MoreList>) {
+    let mut out = Vec::new();
+    if !heading.is_empty() {
+        out.push(heading.to_string());
+    }
+    let page = &items[..items.len().min(PAGE)];
+    for (n, item) in page.iter().enumerate() {
+        out.push(format!("{}. {}", shown + n + 1, line(ctx, *item)));
+    }
+    let rest = &items[page.len()..];
+    let more = if rest.is_empty() {
+        if let Some(f) = footer {
+            out.push(f);
+        }
+        None
+    } else {
+        out.push(ctx.t("more_hint", &[("rest", &rest.len().to_string())]));
+        Some(MoreList {
+            shown: shown + page.len(),
+            rest: rest.iter().map(|i| key(ctx, *i)).collect(),
+        })
+    };
+    (out.join("\n"), more)
+}
+
+/// Names of items, joined for one line ("a、b、c").
+pub fn names(ctx: &Ctx, items: &[Item]) -> String {
+    let k = &ctx.brain.knowledge;
+    let l = ctx.lang;
+    items
+        .iter()
+        .map(|i| match *i {
+            Item::Enterprise(i) => k.enterprise[i].name.get(l).to_string(),
+            Item::Event(i) => k.event[i].title.get(l).to_string(),
+            Item::Field(i) => k.field[i].name.get(l).to_string(),
+            Item::Faq(i) => k.faq[i].questions.first().cloned().unwrap_or_default(),
+        })
+        .collect::<Vec<_>>()
+        .join(sep(l))
+}

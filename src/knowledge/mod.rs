@@ -1,0 +1,283 @@
+//! Park knowledge: fields, enterprises, events and FAQs, as the contract's
+//! knowledge files describe them. `load` reads and checks files, `export`
+//! writes them back; the store keeps the records.
+
+mod load;
+
+pub use load::{KnowledgeError, ParsedFile, parse_file, parse_str, validate_references};
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A language the bot speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// Chinese when the text holds a Han character, English otherwise.
+    pub fn detect(text: &str) -> Lang {
+        if text.chars().any(is_han) {
+            Lang::Zh
+        } else {
+            Lang::En
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Zh => Lang::En,
+            Lang::En => Lang::Zh,
+        }
+    }
+}
+
+/// A CJK ideograph (the blocks Chinese text uses).
+pub fn is_han(c: char) -> bool {
+    matches!(c as u32,
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
+}
+
+/// A text that is either the same in every language or given per language.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Text {
+    Plain(String),
+    Localized(BTreeMap<String, String>),
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text::Plain(String::new())
+    }
+}
+
+impl Text {
+    /// The text in `lang`, else the default language (zh), else any.
+    pub fn get(&self, lang: Lang) -> &str {
+        match self {
+            Text::Plain(s) => s,
+            Text::Localized(m) => m
+                .get(lang.code())
+                .filter(|s| !s.is_empty())
+                .or_else(|| m.get("zh").filter(|s| !s.is_empty()))
+                .or_else(|| m.get(lang.other().code()))
+                .or_else(|| m.values().next())
+                .map(String::as_str)
+                .unwrap_or(""),
+        }
+    }
+
+    /// Every variant, for indexing.
+    pub fn all(&self) -> Vec<&str> {
+        match self {
+            Text::Plain(s) => vec![s.as_str()],
+            Text::Localized(m) => m.values().map(String::as_str).collect(),
+        }
+    }
+
+    pub fn is_blank(&self) -> bool {
+        self.all().iter().all(|s| s.trim().is_empty())
+    }
+}
+
+/// An RFC 3339 instant that keeps the offset it was written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub OffsetDateTime);
+
+impl Timestamp {
+    pub fn parse(s: &str) -> Result<Timestamp, String> {
+        OffsetDateTime::parse(s.trim(), &Rfc3339)
+            .map(Timestamp)
+            .map_err(|e| {
+                format!("{s:?} is not an RFC 3339 timestamp like 2026-12-18T09:30:00+08:00 ({e})")
+            })
+    }
+
+    pub fn unix(&self) -> i64 {
+        self.0.unix_timestamp()
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.format(&Rfc3339).map_err(serde::ser::Error::custom)?)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    pub id: String,
+    pub name: Text,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enterprise {
+    pub id: String,
+    pub name: Text,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    #[serde(default, skip_serializing_if = "Text::is_blank")]
+    pub summary: Text,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub id: String,
+    pub title: Text,
+    pub starts_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Text::is_blank")]
+    pub venue: Text,
+    /// Seats; `None` is no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// Sign-up by chat is open (default true).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub signup: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signup_closes_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Text::is_blank")]
+    pub summary: Text,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faq {
+    pub id: String,
+    pub questions: Vec<String>,
+    pub answer: Text,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// All knowledge, in the shape of a knowledge file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Knowledge {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field: Vec<Field>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub enterprise: Vec<Enterprise>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub event: Vec<Event>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faq: Vec<Faq>,
+}
+
+impl Knowledge {
+    pub fn len(&self) -> usize {
+        self.field.len() + self.enterprise.len() + self.event.len() + self.faq.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sorts every kind by id, the order of exports and of the index.
+    pub fn sort(&mut self) {
+        self.field.sort_by(|a, b| a.id.cmp(&b.id));
+        self.enterprise.sort_by(|a, b| a.id.cmp(&b.id));
+        self.event.sort_by(|a, b| a.id.cmp(&b.id));
+        self.faq.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+
+    pub fn event(&self, id: &str) -> Option<&Event> {
+        self.event.iter().find(|e| e.id == id)
+    }
+
+    pub fn field(&self, id: &str) -> Option<&Field> {
+        self.field.iter().find(|f| f.id == id)
+    }
+
+    /// The knowledge as a TOML knowledge file (the import format).
+    pub fn to_toml(&self) -> String {
+        let mut sorted = self.clone();
+        sorted.sort();
+        let body = toml::to_string(&sorted).expect("knowledge serializes to TOML");
+        format!(
+            "# parkbot knowledge export: {} fields, {} enterprises, {} events, {} FAQs.\n# Import it with `parkbot import FILE`.\n\n{body}",
+            self.field.len(),
+            self.enterprise.len(),
+            self.event.len(),
+            self.faq.len()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_follows_han_characters() {
+        assert_eq!(Lang::detect("有做drone的公司吗"), Lang::Zh);
+        assert_eq!(Lang::detect("drones?"), Lang::En);
+        assert_eq!(Lang::detect("１２３"), Lang::En);
+    }
+
+    #[test]
+    fn localized_text_falls_back() {
+        let t: Text = toml::from_str::<toml::Table>("t = { en = \"hi\" }").unwrap()["t"]
+            .clone()
+            .try_into()
+            .unwrap();
+        assert_eq!(t.get(Lang::Zh), "hi");
+        let t = Text::Plain("同".into());
+        assert_eq!(t.get(Lang::En), "同");
+    }
+
+    #[test]
+    fn timestamps_keep_their_offset() {
+        let t = Timestamp::parse("2026-12-18T09:30:00+08:00").unwrap();
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2026-12-18T09:30:00+08:00\""
+        );
+        assert!(Timestamp::parse("2026-12-18 09:30").is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! The `parkbot` command: parses arguments, loads the configuration, sets up
+//! logging, and hands over to the library. It only wires.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use parkbot::app::{self, App};
+use parkbot::bot::{Clock, system_clock};
+use parkbot::channels::console;
+use parkbot::config::Config;
+
+const ABOUT: &str = "The chat bot of the Shougang Sci-Fi Industry Cluster (首钢科幻产业集聚区).
+
+Answers questions about the park's enterprises, fields, events and services in
+Chinese and English, from knowledge kept in one redb store file.";
+
+const AFTER: &str = "Examples:
+  parkbot chat                          talk to the bot in the terminal
+  parkbot ask 有哪些视频特效企业？      one question, one answer
+  parkbot import data/park.toml         load knowledge (TOML or JSON)
+  parkbot export knowledge > all.toml   write all knowledge back out
+  parkbot check                         validate configuration, dialogs, seed knowledge
+
+Configuration: --config FILE, else config/default.toml in the current folder,
+else the built-in default. Any key can be set from the environment as
+PARKBOT_<SECTION>__<KEY>, e.g. PARKBOT_STORE__PATH=/var/lib/parkbot.redb.
+Logging: RUST_LOG=info (or debug, …) on stderr; [log] format = \"json\" for JSON.";
+
+#[derive(Parser)]
+#[command(name = "parkbot", version, about = ABOUT, after_help = AFTER)]
+struct Cli {
+    /// Configuration file [default: config/default.toml, else built in]
+    #[arg(long, global = true, env = "PARKBOT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// The redb store file; overrides [store] path
+    #[arg(long, global = true, env = "PARKBOT_DB", value_name = "FILE")]
+    db: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Talk to the bot in the terminal, one message a line
+    Chat {
+        /// Console user name; the identity is console:NAME
+        #[arg(long, default_value = "local")]
+        user: String,
+    },
+    /// Send one message, print the replies and exit
+    Ask {
+        /// Console user name; the identity is console:NAME
+        #[arg(long, default_value = "local")]
+        user: String,
+        /// The message (several words are joined with spaces)
+        #[arg(required = true, value_name = "TEXT")]
+        text: Vec<String>,
+    },
+    /// Load knowledge files (TOML or JSON by extension), all-or-nothing
+    Import {
+        /// First remove all knowledge that is not in the files
+        #[arg(long)]
+        replace: bool,
+        /// Knowledge files
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Write data out to stdout
+    #[command(subcommand)]
+    Export(Export),
+    /// Validate configuration, dialogs and the seed knowledge; exit 1 on problems
+    Check,
+    /// Show how the knowledge ranks for a question (for tuning knowledge files)
+    Explain {
+        /// The question
+        #[arg(required = true, value_name = "TEXT")]
+        text: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Export {
+    /// All knowledge as TOML, in the import format
+    Knowledge,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The configuration file: --config, else ./config/default.toml, else built in.
+fn load_config(flag: Option<&Path>) -> Result<Config> {
+    let env = std::env::vars();
+    let local = Path::new("config/default.toml");
+    let file = flag.or_else(|| local.exists().then_some(local));
+    Ok(Config::load(file, env)?)
+}
+
+/// The clock: `PARKBOT_NOW` (RFC 3339) pins it, for demos and tests.
+fn clock() -> Result<Clock> {
+    match std::env::var("PARKBOT_NOW") {
+        Ok(s) if !s.is_empty() => {
+            let t = OffsetDateTime::parse(&s, &Rfc3339)
+                .with_context(|| format!("PARKBOT_NOW={s:?} is not an RFC 3339 time"))?;
+            Ok(Arc::new(move || t))
+        }
+        _ => Ok(system_clock()),
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let config = load_config(cli.config.as_deref())?;
+    parkbot::logging::init(
+        config.log.format == "json",
+        std::env::var("RUST_LOG").ok().as_deref(),
+        "warn",
+    );
+    tracing::debug!(config = ?config, "configuration loaded");
+    let db = cli.db.as_deref();
+    match cli.command {
+        Command::Check => {
+            let problems = app::check(&config);
+            if problems.is_empty() {
+                println!(
+                    "ok: configuration ({}), dialogs and seed knowledge are valid",
+                    config.source
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("{} problem(s) found", problems.len());
+            Ok(ExitCode::FAILURE)
+        }
+        Command::Ask { user, text } => {
+            let app = App::open(config, db)?;
+            let bot = app.bot(clock()?)?;
+            console::ask(&bot, &user, &text.join(" "), &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Chat { user } => {
+            let app = App::open(config, db)?;
+            let bot = app.bot(clock()?)?;
+            console::chat(&bot, &user)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { replace, files } => {
+            let app = App::open(config, db)?;
+            let stats = app.import(&files, replace)?;
+            eprintln!(
+                "imported into {}: {} added, {} updated, {} unchanged, {} removed",
+                app.store.path().display(),
+                stats.added,
+                stats.updated,
+                stats.unchanged,
+                stats.removed
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { text } => {
+            let app = App::open(config, db)?;
+            let bot = app.bot(clock()?)?;
+            print!("{}", bot.explain(&text.join(" ")));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(Export::Knowledge) => {
+            let app = App::open(config, db)?;
+            app.seed()?;
+            let k = app.store.knowledge()?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(k.to_toml().as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

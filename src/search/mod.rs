@@ -1,0 +1,568 @@
+//! The retrieval engine: an in-memory index over fields, enterprises, events
+//! and FAQs, ranked with BM25 over weighted zones (names above tags and FAQ
+//! questions above summaries), with typo tolerance for names and phrase
+//! matching for field aliases and intent words.
+//!
+//! The index is rebuilt from the store's knowledge at start-up and after an
+//! import; it holds positions into that `Knowledge`, never copies of it.
+
+pub mod text;
+
+use std::collections::HashMap;
+
+use crate::knowledge::{Knowledge, Text};
+use text::{Term, edit_distance, normalize, terms};
+
+/// A knowledge item, by kind and position in the `Knowledge` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Item {
+    Field(usize),
+    Enterprise(usize),
+    Event(usize),
+    Faq(usize),
+}
+
+const NAME: u8 = 1;
+/// Tags and aliases.
+const TAG: u8 = 2;
+const BODY: u8 = 4;
+/// FAQ questions.
+const QUESTION: u8 = 8;
+
+/// Zone weights: how much one occurrence counts.
+const W_NAME: f32 = 4.0;
+const W_ALIAS: f32 = 2.0;
+const W_BODY: f32 = 1.0;
+const W_PLACE: f32 = 0.4;
+/// Extra weight (times idf) for a term found in a name or title.
+const NAME_BONUS: f32 = 1.5;
+/// Extra score when the whole name or title stands in the question.
+const FULL_NAME_BONUS: f32 = 6.0;
+/// A fuzzy (typo) match counts this much of an exact one.
+const FUZZY_FACTOR: f32 = 0.75;
+const K1: f32 = 1.2;
+const B: f32 = 0.3;
+/// Terms rarer than this (inverse document frequency) are informative.
+pub const MIN_IDF: f32 = 1.0;
+const TOP_K: usize = 12;
+/// Share of what the question says (by idf) that an answer must match.
+const MIN_COVERAGE: f32 = 0.2;
+/// The same for an answer that matched only a word of an FAQ question.
+const MIN_COVERAGE_QUESTION: f32 = 0.35;
+
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    doc: u32,
+    tf: f32,
+    zones: u8,
+}
+
+#[derive(Debug)]
+struct Doc {
+    item: Item,
+    len: f32,
+    /// Normalized full names or titles (every language).
+    names: Vec<String>,
+    /// Tags and aliases, matched whole for confidence.
+    tags: Vec<Phrase>,
+}
+
+/// A phrase to look for in questions (a field alias, an intent word).
+#[derive(Debug, Clone)]
+pub struct Phrase {
+    /// Normalized text, for phrases with Chinese characters.
+    norm: String,
+    /// Stemmed words, for the others.
+    words: Vec<String>,
+}
+
+impl Phrase {
+    pub fn new(s: &str) -> Phrase {
+        let norm = normalize(s.trim());
+        let words = terms(&norm, true).into_iter().map(|t| t.text).collect();
+        Phrase { norm, words }
+    }
+
+    fn has_han(&self) -> bool {
+        self.norm.chars().any(crate::knowledge::is_han)
+    }
+
+    /// Char spans where the phrase stands in `q`.
+    pub fn find(&self, q: &Query) -> Vec<(usize, usize)> {
+        let mut spans = Vec::new();
+        if self.norm.is_empty() {
+            return spans;
+        }
+        if self.has_han() || self.words.is_empty() {
+            for (byte, _) in q.norm.match_indices(&self.norm) {
+                let start = q.norm[..byte].chars().count();
+                spans.push((start, start + self.norm.chars().count()));
+            }
+        } else {
+            let n = self.words.len();
+            for w in q.all_terms.windows(n) {
+                if w.iter().zip(&self.words).all(|(t, p)| &t.text == p) {
+                    spans.push((w[0].span.0, w[n - 1].span.1));
+                }
+            }
+        }
+        spans
+    }
+}
+
+/// A list of phrases; matches when any stands in the question.
+#[derive(Debug, Clone, Default)]
+pub struct PhraseSet(Vec<Phrase>);
+
+impl PhraseSet {
+    pub fn new<S: AsRef<str>>(items: &[S]) -> PhraseSet {
+        PhraseSet(items.iter().map(|s| Phrase::new(s.as_ref())).collect())
+    }
+
+    pub fn find(&self, q: &Query) -> Vec<(usize, usize)> {
+        self.0.iter().flat_map(|p| p.find(q)).collect()
+    }
+
+    /// Whether the whole question is one of the phrases (give or take
+    /// punctuation and spaces).
+    pub fn is_whole(&self, q: &Query) -> bool {
+        let bare: String = q
+            .norm
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == '/')
+            .collect();
+        self.0.iter().any(|p| {
+            let pb: String = p
+                .norm
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == '/')
+                .collect();
+            !pb.is_empty() && pb == bare
+        })
+    }
+}
+
+/// An analysed question.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub norm: String,
+    /// Content terms (stop words removed).
+    pub terms: Vec<Term>,
+    /// Every term, stop words included (for phrases).
+    pub all_terms: Vec<Term>,
+}
+
+impl Query {
+    pub fn new(text: &str) -> Query {
+        let norm = normalize(text);
+        Query {
+            terms: terms(&norm, false),
+            all_terms: terms(&norm, true),
+            norm,
+        }
+    }
+
+    /// The same question without the terms inside `spans`.
+    pub fn without(&self, spans: &[(usize, usize)]) -> Query {
+        let inside = |t: &Term| spans.iter().any(|&(a, b)| a <= t.span.0 && t.span.1 <= b);
+        Query {
+            norm: self.norm.clone(),
+            terms: self.terms.iter().filter(|t| !inside(t)).cloned().collect(),
+            all_terms: self.all_terms.clone(),
+        }
+    }
+}
+
+/// One ranked result.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub item: Item,
+    pub score: f32,
+    /// The match is good enough to answer with: an informative term in the
+    /// name, a whole tag, or two informative terms anywhere; and together
+    /// they cover enough of what the question says.
+    pub confident: bool,
+    /// The whole name or title stands in the question.
+    pub full_name: bool,
+    /// Informative terms of the question found in this item.
+    pub terms: usize,
+    /// An informative term is in the name, or a whole tag is in the question.
+    pub strong: bool,
+    /// Share (by idf) of what the question says that this item matched.
+    pub coverage: f32,
+}
+
+/// What a question's terms found in one doc.
+#[derive(Debug, Default)]
+struct Evidence {
+    /// Informative terms matched.
+    terms: usize,
+    /// One of them is in the name or title.
+    named: bool,
+    /// One of them is in an FAQ question.
+    asked: bool,
+    /// Sum of the idf of all matched terms.
+    found: f32,
+}
+
+/// The index over one `Knowledge`.
+#[derive(Debug, Default)]
+pub struct Index {
+    docs: Vec<Doc>,
+    postings: HashMap<String, Vec<Posting>>,
+    avg_len: f32,
+    /// Name and tag words by first character, for typo tolerance.
+    fuzzy: HashMap<char, Vec<String>>,
+    /// For each field (same order as `Knowledge::field`): its name and aliases.
+    fields: Vec<PhraseSet>,
+}
+
+struct DocBuilder {
+    tf: HashMap<String, (f32, u8)>,
+    len: f32,
+    tags: Vec<Phrase>,
+}
+
+impl DocBuilder {
+    fn tag(&mut self, text: &str) {
+        self.tags.push(Phrase::new(text));
+        self.add(text, TAG, W_ALIAS);
+    }
+
+    fn add(&mut self, text: &str, zone: u8, weight: f32) {
+        for t in terms(&normalize(text), false) {
+            let e = self.tf.entry(t.text).or_insert((0.0, 0));
+            e.0 += weight;
+            e.1 |= zone;
+            self.len += weight;
+        }
+    }
+
+    fn add_text(&mut self, t: &Text, zone: u8, weight: f32) {
+        for s in t.all() {
+            self.add(s, zone, weight);
+        }
+    }
+}
+
+impl Index {
+    pub fn build(k: &Knowledge) -> Index {
+        let mut index = Index::default();
+        for (i, f) in k.field.iter().enumerate() {
+            index.add(Item::Field(i), &f.name, |d| {
+                d.add_text(&f.name, NAME, W_NAME);
+                f.aliases.iter().for_each(|a| d.tag(a));
+            });
+            let mut phrases: Vec<&str> = f.name.all();
+            phrases.extend(f.aliases.iter().map(String::as_str));
+            index.fields.push(PhraseSet::new(&phrases));
+        }
+        for (i, e) in k.enterprise.iter().enumerate() {
+            index.add(Item::Enterprise(i), &e.name, |d| {
+                d.add_text(&e.name, NAME, W_NAME);
+                e.tags.iter().for_each(|t| d.tag(t));
+                d.add_text(&e.summary, BODY, W_BODY);
+                if let Some(l) = &e.location {
+                    d.add_text(l, BODY, W_PLACE);
+                }
+            });
+        }
+        for (i, e) in k.event.iter().enumerate() {
+            index.add(Item::Event(i), &e.title, |d| {
+                d.add_text(&e.title, NAME, W_NAME);
+                e.tags.iter().for_each(|t| d.tag(t));
+                d.add_text(&e.summary, BODY, W_BODY);
+                d.add_text(&e.venue, BODY, W_PLACE);
+            });
+        }
+        for (i, f) in k.faq.iter().enumerate() {
+            index.add(Item::Faq(i), &Text::default(), |d| {
+                f.questions.iter().for_each(|q| d.add(q, QUESTION, W_ALIAS));
+                f.tags.iter().for_each(|t| d.tag(t));
+                d.add_text(&f.answer, BODY, W_BODY);
+            });
+        }
+        let total: f32 = index.docs.iter().map(|d| d.len).sum();
+        index.avg_len = if index.docs.is_empty() {
+            1.0
+        } else {
+            total / index.docs.len() as f32
+        };
+        for list in index.fuzzy.values_mut() {
+            list.sort();
+            list.dedup();
+        }
+        index
+    }
+
+    fn add(&mut self, item: Item, name: &Text, fill: impl FnOnce(&mut DocBuilder)) {
+        let doc = self.docs.len() as u32;
+        let mut b = DocBuilder {
+            tf: HashMap::new(),
+            len: 0.0,
+            tags: Vec::new(),
+        };
+        fill(&mut b);
+        for (term, (tf, zones)) in b.tf {
+            if zones & NAME != 0 && term.len() >= 4 && term.bytes().all(|c| c.is_ascii_alphabetic())
+            {
+                let first = term.chars().next().unwrap_or(' ');
+                self.fuzzy.entry(first).or_default().push(term.clone());
+            }
+            self.postings
+                .entry(term)
+                .or_default()
+                .push(Posting { doc, tf, zones });
+        }
+        self.docs.push(Doc {
+            item,
+            len: b.len.max(1.0),
+            names: name
+                .all()
+                .into_iter()
+                .map(normalize)
+                .filter(|n| n.chars().count() >= 2)
+                .collect(),
+            tags: b.tags,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+
+    fn idf(&self, df: usize) -> f32 {
+        let n = self.docs.len() as f32;
+        let df = df as f32;
+        (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+    }
+
+    /// A term in `df` documents tells them apart: it is in one only, or
+    /// rare enough.
+    fn informative(&self, df: usize) -> bool {
+        df <= 1 || self.idf(df) >= MIN_IDF
+    }
+
+    /// Fields whose name or an alias stands in the question, with the spans.
+    pub fn fields_in(&self, q: &Query) -> Vec<(usize, Vec<(usize, usize)>)> {
+        self.fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let spans = p.find(q);
+                (!spans.is_empty()).then_some((i, spans))
+            })
+            .collect()
+    }
+
+    /// The postings of a query term: exact, else a close name word.
+    fn resolve(&self, t: &Term) -> Option<(&Vec<Posting>, f32)> {
+        if let Some(p) = self.postings.get(&t.text) {
+            return Some((p, 1.0));
+        }
+        let n = t.text.chars().count();
+        if t.han || n < 4 || !t.text.bytes().all(|c| c.is_ascii_alphabetic()) {
+            return None;
+        }
+        let max = if n >= 9 { 2 } else { 1 };
+        let first = t.text.chars().next()?;
+        let best = self
+            .fuzzy
+            .get(&first)?
+            .iter()
+            .filter(|w| w.len().abs_diff(t.text.len()) <= 1)
+            .filter_map(|w| edit_distance(&t.text, w, max).map(|d| (d, w)))
+            .min_by_key(|(d, w)| (*d, std::cmp::Reverse(self.postings[*w].len())))?;
+        Some((&self.postings[best.1], FUZZY_FACTOR))
+    }
+
+    /// Ranks the items for `q`; at most `TOP_K` hits, best first.
+    pub fn search(&self, q: &Query) -> Vec<Hit> {
+        if self.docs.is_empty() {
+            return Vec::new();
+        }
+        let mut seen = std::collections::HashSet::new();
+        let resolved: Vec<(&Vec<Posting>, f32, f32)> = q
+            .terms
+            .iter()
+            .filter(|t| seen.insert(t.text.as_str()))
+            .filter_map(|t| self.resolve(t))
+            .map(|(p, factor)| (p, factor, self.idf(p.len())))
+            .collect();
+        // How much the question says, by idf: English words count even when
+        // unknown (they are real words); Chinese bigrams only when known
+        // (an unknown bigram is often two words' edges).
+        let unknown_idf = self.idf(0);
+        let mut seen_all = std::collections::HashSet::new();
+        let said: f32 = q
+            .terms
+            .iter()
+            .filter(|t| seen_all.insert(t.text.as_str()))
+            .map(|t| match self.resolve(t) {
+                Some((p, _)) => self.idf(p.len()),
+                None if !t.han => unknown_idf,
+                None => 0.0,
+            })
+            .sum();
+        let mut scores = vec![0f32; self.docs.len()];
+        for (postings, factor, idf) in &resolved {
+            for p in postings.iter() {
+                let d = &self.docs[p.doc as usize];
+                let norm = 1.0 - B + B * d.len / self.avg_len;
+                let sat = p.tf * (K1 + 1.0) / (p.tf + K1 * norm);
+                let bonus = if p.zones & NAME != 0 { NAME_BONUS } else { 0.0 };
+                scores[p.doc as usize] += idf * factor * (sat + bonus);
+            }
+        }
+        let mut top: Vec<(u32, f32)> = scores
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s > 0.0)
+            .map(|(i, s)| (i as u32, *s))
+            .collect();
+        let k = (TOP_K * 2).min(top.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        top.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+        top.truncate(k);
+        let mut hits: Vec<Hit> = top
+            .into_iter()
+            .map(|(doc, score)| {
+                let d = &self.docs[doc as usize];
+                let full_name = d.names.iter().any(|n| q.norm.contains(n.as_str()));
+                let e = self.evidence(doc, &resolved);
+                let strong = e.named || self.tag_in(d, q);
+                let coverage = if said > 0.0 { e.found / said } else { 0.0 };
+                let terms = e.terms;
+                Hit {
+                    item: d.item,
+                    score: score + if full_name { FULL_NAME_BONUS } else { 0.0 },
+                    confident: full_name
+                        || ((strong || terms >= 2) && coverage >= MIN_COVERAGE)
+                        || (e.asked && coverage >= MIN_COVERAGE_QUESTION),
+                    full_name,
+                    terms,
+                    strong,
+                    coverage,
+                }
+            })
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+        hits.truncate(TOP_K);
+        hits
+    }
+
+    /// Whether one of the doc's tags stands whole in the question and says
+    /// something (holds an informative term).
+    fn tag_in(&self, d: &Doc, q: &Query) -> bool {
+        d.tags.iter().any(|tag| {
+            !tag.find(q).is_empty()
+                && terms(&tag.norm, false).iter().any(|t| {
+                    self.postings
+                        .get(&t.text)
+                        .is_some_and(|p| self.idf(p.len()) >= MIN_IDF)
+                })
+        })
+    }
+
+    /// What the question's terms found in one doc.
+    fn evidence(&self, doc: u32, resolved: &[(&Vec<Posting>, f32, f32)]) -> Evidence {
+        let mut e = Evidence::default();
+        for (postings, factor, idf) in resolved {
+            let Ok(i) = postings.binary_search_by_key(&doc, |p| p.doc) else {
+                continue;
+            };
+            e.found += idf;
+            if self.informative(postings.len()) {
+                e.terms += 1;
+                e.named |= postings[i].zones & NAME != 0 && *factor >= FUZZY_FACTOR;
+                e.asked |= postings[i].zones & QUESTION != 0;
+            }
+        }
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::{parse_str, validate_references};
+
+    fn kb() -> Knowledge {
+        let text = r#"
+[[field]]
+id = "uav"
+name = { zh = "无人机", en = "drones" }
+aliases = ["UAV", "低空经济"]
+[[enterprise]]
+id = "guangsuo"
+name = { zh = "光梭激光雷达", en = "Guangsuo Lidar" }
+fields = ["uav"]
+summary = { zh = "量产固态激光雷达", en = "Mass-produces solid-state lidar" }
+tags = ["激光雷达", "lidar"]
+[[enterprise]]
+id = "dengyu"
+name = { zh = "灯语编队", en = "Dengyu Light Shows" }
+fields = ["uav"]
+summary = { zh = "策划无人机编队灯光秀", en = "Stages drone light shows" }
+tags = ["灯光秀", "drone shows"]
+[[faq]]
+id = "parking"
+questions = ["停车收费吗？", "How much is parking?"]
+answer = { zh = "每次10元", en = "10 yuan per entry" }
+tags = ["停车", "parking"]
+"#;
+        validate_references(
+            vec![parse_str("t.toml", text, false).unwrap()],
+            &Default::default(),
+        )
+        .unwrap()
+    }
+
+    fn top(index: &Index, q: &str) -> Option<Hit> {
+        index.search(&Query::new(q)).into_iter().next()
+    }
+
+    #[test]
+    fn names_rank_first_in_both_languages() {
+        let idx = Index::build(&kb());
+        assert_eq!(top(&idx, "光梭怎么样").unwrap().item, Item::Enterprise(0));
+        assert_eq!(
+            top(&idx, "tell me about dengyu").unwrap().item,
+            Item::Enterprise(1)
+        );
+        assert_eq!(top(&idx, "停车贵吗").unwrap().item, Item::Faq(0));
+    }
+
+    #[test]
+    fn small_typos_in_names_are_tolerated() {
+        let idx = Index::build(&kb());
+        let hit = top(&idx, "what does guangsou make").unwrap();
+        assert_eq!(hit.item, Item::Enterprise(0));
+        assert!(hit.confident);
+    }
+
+    #[test]
+    fn unrelated_questions_are_not_confident() {
+        let idx = Index::build(&kb());
+        assert!(top(&idx, "what is the weather tomorrow").is_none_or(|h| !h.confident));
+    }
+
+    #[test]
+    fn field_aliases_are_found_as_phrases() {
+        let idx = Index::build(&kb());
+        let q = Query::new("有做低空经济的公司吗");
+        let found = idx.fields_in(&q);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1, vec![(2, 6)]);
+        let rest = q.without(&found[0].1);
+        assert!(rest.terms.iter().all(|t| t.text != "低空"));
+        assert_eq!(idx.fields_in(&Query::new("any UAV makers")).len(), 1);
+        assert_eq!(idx.fields_in(&Query::new("Which drones")).len(), 1);
+    }
+}

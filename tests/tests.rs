@@ -1,0 +1,8 @@
+//! Integration tests: the real binary, on real redb files in temp dirs.
+
+mod util;
+
+mod cli;
+mod knowledge;
+mod qa;
+mod store;
