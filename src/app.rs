@@ -10,8 +10,9 @@ use anyhow::{Result, anyhow};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::assets;
-use crate::bot::{Bot, Clock, Phrasebook};
+use crate::bot::{Bot, Clock, Phrasebook, Settings};
 use crate::config::Config;
+use crate::dialog::Dialogs;
 use crate::knowledge::{
     Knowledge, KnowledgeError, ParsedFile, parse_file, parse_str, validate_references,
 };
@@ -55,9 +56,19 @@ impl App {
     /// A bot over the (seeded) store.
     pub fn bot(&self, clock: Clock) -> Result<Bot> {
         self.seed()?;
-        let phrases =
-            load_phrasebook(&self.config.dialogs.dir).map_err(|p| anyhow!("{}", p.join("\n")))?;
-        Ok(Bot::new(self.store.clone(), phrases, clock)?)
+        let dir = &self.config.dialogs.dir;
+        let phrases = load_phrasebook(dir).map_err(|p| anyhow!("{}", p.join("\n")))?;
+        let dialogs = load_dialogs(dir).map_err(|p| anyhow!("{}", p.join("\n")))?;
+        let settings = Settings {
+            dialog_timeout_secs: self.config.dialogs.timeout_minutes as i64 * 60,
+        };
+        Ok(Bot::new(
+            self.store.clone(),
+            phrases,
+            dialogs,
+            settings,
+            clock,
+        )?)
     }
 
     /// Imports `files` all-or-nothing, with a progress bar on a terminal.
@@ -143,11 +154,20 @@ pub fn load_phrasebook(dir: &Path) -> std::result::Result<Phrasebook, Vec<String
     Phrasebook::parse(name, text)
 }
 
+/// Loads and checks the dialog files of the folder (or the built-in ones).
+pub fn load_dialogs(dir: &Path) -> std::result::Result<Dialogs, Vec<String>> {
+    let files = assets::dialog_files(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
+    Dialogs::load(&files)
+}
+
 /// Every problem in the configuration's dialogs and seed knowledge
 /// (the configuration itself was checked when it loaded).
 pub fn check(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     if let Err(p) = load_phrasebook(&config.dialogs.dir) {
+        problems.extend(p);
+    }
+    if let Err(p) = load_dialogs(&config.dialogs.dir) {
         problems.extend(p);
     }
     if let Err(errs) = load_knowledge_files(&config.knowledge.seed, &HashSet::new()) {

@@ -6,12 +6,20 @@ use std::path::Path;
 
 pub const BOT_TOML: &str = include_str!("../dialogs/bot.toml");
 pub const PARK_TOML: &str = include_str!("../data/park.toml");
+pub const SIGNUP_TOML: &str = include_str!("../dialogs/signup.toml");
+pub const INQUIRY_TOML: &str = include_str!("../dialogs/inquiry.toml");
+pub const MY_REGISTRATIONS_TOML: &str = include_str!("../dialogs/my_registrations.toml");
 
 /// The built-in knowledge files, by the path the default configuration uses.
 const KNOWLEDGE: &[(&str, &str)] = &[("data/park.toml", PARK_TOML)];
 
 /// The built-in dialog folder: (file name, text).
-const DIALOGS: &[(&str, &str)] = &[("bot.toml", BOT_TOML)];
+pub const DIALOGS: &[(&str, &str)] = &[
+    ("bot.toml", BOT_TOML),
+    ("inquiry.toml", INQUIRY_TOML),
+    ("my_registrations.toml", MY_REGISTRATIONS_TOML),
+    ("signup.toml", SIGNUP_TOML),
+];
 
 /// The built-in copy of a knowledge file, for a path that names a built-in
 /// file and does not exist on disk.

@@ -8,6 +8,7 @@
 //! ```text
 //!  platform ──▶ channels::*  ──Inbound──▶ bot::Bot::handle ──▶ replies ──▶ channels::*
 //!               (translate only)            │
+//!                                           ├─ dialog          (sign-up and other dialogs, as data)
 //!                                           ├─ search::Index   (retrieval over knowledge)
 //!                                           ├─ bot::phrasebook (wording from dialogs/bot.toml)
 //!                                           └─ store::Store    (the only owner of redb)
@@ -19,16 +20,20 @@
 //! - [`search`]: the bilingual retrieval engine.
 //! - [`store`]: the redb file: knowledge, sessions, registrations, subscribers, outbox.
 //! - [`bot`]: the platform-neutral core: an identity and a text in, replies out.
+//! - [`dialog`]: the dialog engine: state machines declared in `dialogs/`.
 //! - [`channels`]: thin adapters; today the terminal.
 //! - [`app`]: wiring shared by the commands (open the store, seed, import).
 //! - [`logging`]: tracing set-up and masking of personal data.
+//! - [`synthetic`]: generated data for benchmarks and the load tool.
 
 pub mod app;
 pub mod assets;
 pub mod bot;
 pub mod channels;
 pub mod config;
+pub mod dialog;
 pub mod knowledge;
 pub mod logging;
 pub mod search;
 pub mod store;
+pub mod synthetic;

@@ -7,28 +7,11 @@
 //! for a specific item, so "which VFX companies do motion capture?" still
 //! finds the one that does.
 
-use time::OffsetDateTime;
-
+use super::Ctx;
 use super::render::{self, PAGE};
-use super::{Brain, Phrasebook};
 use crate::knowledge::Lang;
 use crate::search::{Hit, Item, Query};
-use crate::store::{MoreList, Session, Store};
-
-/// What one answer needs to know.
-pub struct Ctx<'a> {
-    pub brain: &'a Brain,
-    pub phrases: &'a Phrasebook,
-    pub store: &'a Store,
-    pub now: OffsetDateTime,
-    pub lang: Lang,
-}
-
-impl Ctx<'_> {
-    pub fn t(&self, key: &str, args: &[(&str, &str)]) -> String {
-        self.phrases.t(key, self.lang, args)
-    }
-}
+use crate::store::{MoreList, Session};
 
 /// A reply and the rest of its list, if it was cut short.
 pub struct Reply {

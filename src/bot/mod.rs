@@ -10,14 +10,50 @@ mod answer;
 pub mod phrasebook;
 mod render;
 
-use std::sync::{Arc, RwLock};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, RwLock};
 
 use time::OffsetDateTime;
 
+use crate::dialog::{self, Dialogs};
 use crate::knowledge::{Knowledge, Lang};
 use crate::search::{Index, Query};
 use crate::store::{Store, StoreError};
 pub use phrasebook::Phrasebook;
+
+/// What one message's handling needs to know.
+pub struct Ctx<'a> {
+    pub brain: &'a Brain,
+    pub phrases: &'a Phrasebook,
+    pub store: &'a Store,
+    pub now: OffsetDateTime,
+    pub lang: Lang,
+}
+
+impl Ctx<'_> {
+    /// A phrasebook text in the message's language.
+    pub fn t(&self, key: &str, args: &[(&str, &str)]) -> String {
+        self.phrases.t(key, self.lang, args)
+    }
+}
+
+/// Locks that serialize the messages of one identity (striped: an
+/// identity always maps to the same lock; different identities rarely
+/// share one, and then only wait, never deadlock).
+struct IdentityLocks(Vec<Mutex<()>>);
+
+impl IdentityLocks {
+    fn new(n: usize) -> IdentityLocks {
+        IdentityLocks((0..n).map(|_| Mutex::new(())).collect())
+    }
+
+    fn lock(&self, identity: &Identity) -> std::sync::MutexGuard<'_, ()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        identity.hash(&mut h);
+        let m = &self.0[(h.finish() % self.0.len() as u64) as usize];
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// Who sent a message: `channel:id`, e.g. `console:local`, `telegram:42`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -85,22 +121,49 @@ impl Brain {
     }
 }
 
+/// How the bot behaves, besides its data.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Seconds of silence after which a dialog expires.
+    pub dialog_timeout_secs: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            dialog_timeout_secs: 30 * 60,
+        }
+    }
+}
+
 pub struct Bot {
     store: Arc<Store>,
     brain: RwLock<Arc<Brain>>,
     phrases: Phrasebook,
+    dialogs: Dialogs,
+    settings: Settings,
     clock: Clock,
+    locks: IdentityLocks,
 }
 
 impl Bot {
     /// A bot over `store`, answering from the store's knowledge.
-    pub fn new(store: Arc<Store>, phrases: Phrasebook, clock: Clock) -> Result<Bot, BotError> {
+    pub fn new(
+        store: Arc<Store>,
+        phrases: Phrasebook,
+        dialogs: Dialogs,
+        settings: Settings,
+        clock: Clock,
+    ) -> Result<Bot, BotError> {
         let brain = Brain::new(store.knowledge()?);
         Ok(Bot {
             store,
             brain: RwLock::new(Arc::new(brain)),
             phrases,
+            dialogs,
+            settings,
             clock,
+            locks: IdentityLocks::new(256),
         })
     }
 
@@ -166,33 +229,57 @@ impl Bot {
     /// state is durably committed before this returns.
     #[tracing::instrument(skip_all, fields(identity = %msg.identity))]
     pub fn handle(&self, msg: &Inbound) -> Result<Vec<String>, BotError> {
-        let lang = Lang::detect(&msg.text);
+        let _one_at_a_time = self.locks.lock(&msg.identity);
         let now = (self.clock)();
         let before = self.store.session(msg.identity.as_str())?;
         let mut session = before.clone().unwrap_or_default();
+        let lang = Lang::detect_or(&msg.text, session.lang);
+        session.lang = Some(lang);
         let brain = self.brain();
-        let ctx = answer::Ctx {
+        let ctx = Ctx {
             brain: &brain,
             phrases: &self.phrases,
             store: &self.store,
             now,
             lang,
         };
-        let q = Query::new(&msg.text);
-        let reply = if self.phrases.intents.more.is_whole(&q) {
-            answer::more(&ctx, &mut session)
-        } else {
-            let r = answer::answer(&ctx, &q);
-            session.more = r.more;
-            r.text
+        let turn = dialog::Turn {
+            ctx: &ctx,
+            identity: msg.identity.as_str(),
+            timeout_secs: self.settings.dialog_timeout_secs,
         };
-        session.lang = Some(lang);
-        if before.as_ref().map(|s| (&s.lang, &s.more)) != Some((&session.lang, &session.more)) {
+        let replies = match dialog::handle(&self.dialogs, &turn, &mut session, &msg.text) {
+            dialog::Outcome::Reply {
+                replies,
+                saved: true,
+            } => {
+                tracing::debug!("dialog completed");
+                return Ok(replies);
+            }
+            dialog::Outcome::Reply {
+                replies,
+                saved: false,
+            } => {
+                session.more = None;
+                replies
+            }
+            dialog::Outcome::NotMine => {
+                let q = Query::new(&msg.text);
+                if self.phrases.intents.more.is_whole(&q) {
+                    vec![answer::more(&ctx, &mut session)]
+                } else {
+                    let r = answer::answer(&ctx, &q);
+                    session.more = r.more;
+                    vec![r.text]
+                }
+            }
+        };
+        if before.as_ref() != Some(&session) {
             session.updated_at = now.unix_timestamp();
             self.store
                 .put_session(msg.identity.as_str(), Some(&session))?;
         }
         tracing::debug!(chars = msg.text.chars().count(), "answered");
-        Ok(vec![reply])
+        Ok(replies)
     }
 }

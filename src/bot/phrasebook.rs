@@ -41,9 +41,31 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("signup_closed", &[]),
     ("signup_none", &[]),
     ("event_past", &[]),
+    ("dialog_cancelled", &[]),
+    ("dialog_nothing_to_cancel", &[]),
+    ("dialog_expired", &[]),
+    ("dialog_back_first", &[]),
+    ("dialog_failed", &[]),
+    ("input_too_short", &["min"]),
+    ("input_too_long", &["max"]),
+    ("input_bad_phone", &[]),
+    ("input_bad_email", &[]),
+    ("input_bad_number", &["min", "max"]),
+    ("input_bad_choice", &["count"]),
+    ("input_ambiguous_choice", &[]),
+    ("input_bad_yes_no", &[]),
+    ("event_closed_invite", &["event"]),
+    ("event_closed_past", &["event"]),
+    ("event_closed_deadline", &["event"]),
+    ("event_gone", &[]),
+    ("status_confirmed", &[]),
+    ("status_waitlisted", &[]),
+    ("status_cancelled", &[]),
 ];
 
-const INTENTS: &[&str] = &["greeting", "help", "more", "events", "fields"];
+const INTENTS: &[&str] = &[
+    "greeting", "help", "more", "events", "fields", "cancel", "back", "yes", "no",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +92,10 @@ pub struct Intents {
     pub more: PhraseSet,
     pub events: PhraseSet,
     pub fields: PhraseSet,
+    pub cancel: PhraseSet,
+    pub back: PhraseSet,
+    pub yes: PhraseSet,
+    pub no: PhraseSet,
 }
 
 /// The checked phrasebook.
@@ -201,6 +227,10 @@ impl Phrasebook {
                 more: set("more"),
                 events: set("events"),
                 fields: set("fields"),
+                cancel: set("cancel"),
+                back: set("back"),
+                yes: set("yes"),
+                no: set("no"),
             },
             texts: raw.text,
             datetime: raw.calendar.datetime,

@@ -5,7 +5,7 @@ use crate::knowledge::{Enterprise, Event, Faq, Field, Lang};
 use crate::search::Item;
 use crate::store::MoreList;
 
-use super::answer::Ctx;
+use super::Ctx;
 
 /// Items shown in one list reply.
 pub const PAGE: usize = 5;

@@ -61,12 +61,24 @@ struct TomlFile {
     faq: Vec<Spanned<Faq>>,
 }
 
-fn line_at(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
+/// Line numbers of byte offsets, found by binary search over line starts.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    /// The 1-based line holding byte `offset`.
+    fn at(&self, offset: usize) -> usize {
+        self.0.partition_point(|&nl| nl < offset) + 1
+    }
 }
 
 /// Reads and parses one file; the format follows the extension.
@@ -99,6 +111,8 @@ pub fn parse_str(name: &str, text: &str, json: bool) -> Result<ParsedFile, Knowl
         let k: Knowledge = serde_json::from_str(text)
             .map_err(|e| err(Some(e.line()), strip_position(&e.to_string())))?;
         // JSON gives no spans: find where each record's id is written.
+        let lines = Lines::new(text);
+        let mut positions = json_id_positions(text);
         let kinds = [
             (
                 "field",
@@ -112,31 +126,30 @@ pub fn parse_str(name: &str, text: &str, json: bool) -> Result<ParsedFile, Knowl
             ("faq", k.faq.iter().map(|x| x.id.as_str()).collect()),
         ];
         for (kind, ids) in kinds {
-            let mut nth: HashMap<&str, usize> = HashMap::new();
-            let lines = ids
+            let found = ids
                 .into_iter()
                 .map(|id| {
-                    let n = nth.entry(id).or_default();
-                    *n += 1;
-                    find_json_id(text, id, *n).map(|pos| line_at(text, pos))
+                    let queue = positions.get_mut(id)?;
+                    (!queue.is_empty()).then(|| lines.at(queue.remove(0)))
                 })
                 .collect();
-            parsed.lines.insert(kind, lines);
+            parsed.lines.insert(kind, found);
         }
         parsed.knowledge = k;
     } else {
+        let lines = Lines::new(text);
         let file: TomlFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_at(text, s.start));
+            let line = e.span().map(|s| lines.at(s.start));
             err(line, e.message().trim().to_string())
         })?;
         macro_rules! take {
             ($kind:literal, $list:expr, $out:expr) => {
-                let mut lines = Vec::new();
+                let mut found = Vec::new();
                 for s in $list {
-                    lines.push(Some(line_at(text, s.span().start)));
+                    found.push(Some(lines.at(s.span().start)));
                     $out.push(s.into_inner());
                 }
-                parsed.lines.insert($kind, lines);
+                parsed.lines.insert($kind, found);
             };
         }
         take!("field", file.field, parsed.knowledge.field);
@@ -154,23 +167,25 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-/// Where `"id": "<id>"` is written for the `nth` time (1-based).
-fn find_json_id(text: &str, id: &str, nth: usize) -> Option<usize> {
-    let needle = format!("\"{id}\"");
-    let mut from = 0;
-    let mut count = 0;
-    while let Some(i) = text[from..].find(&needle) {
-        let at = from + i;
-        let before = text[..at].trim_end();
-        if before.ends_with(':') && before[..before.len() - 1].trim_end().ends_with("\"id\"") {
-            count += 1;
-            if count == nth {
-                return Some(at);
-            }
+/// Where each `"id": "<value>"` is written, by value, in file order.
+/// (Ids of kinds other than the four are harmless extra entries.)
+fn json_id_positions(text: &str) -> HashMap<&str, Vec<usize>> {
+    let mut out: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (at, _) in text.match_indices("\"id\"") {
+        let rest = text[at + 4..].trim_start();
+        let Some(rest) = rest.strip_prefix(':') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let Some(value) = rest.strip_prefix('"') else {
+            continue;
+        };
+        if let Some(end) = value.find('"') {
+            let start = text.len() - value.len();
+            out.entry(&value[..end]).or_default().push(start - 1);
         }
-        from = at + needle.len();
     }
-    None
+    out
 }
 
 fn valid_id(id: &str) -> bool {

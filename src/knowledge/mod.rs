@@ -30,6 +30,18 @@ impl Lang {
         }
     }
 
+    /// Like [`Lang::detect`], but a message with no letters at all (a
+    /// number, a phone number, "👍") keeps the conversation's language.
+    pub fn detect_or(text: &str, conversation: Option<Lang>) -> Lang {
+        if text.chars().any(is_han) {
+            Lang::Zh
+        } else if text.chars().any(char::is_alphabetic) {
+            Lang::En
+        } else {
+            conversation.unwrap_or(Lang::Zh)
+        }
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Lang::Zh => "zh",

@@ -11,12 +11,16 @@
 //! unknown version is refused; older versions are brought forward in
 //! [`migrate`], the one place where migrations go.
 
+mod commit;
 mod records;
+mod registrations;
 
 pub use records::*;
+pub use registrations::{CancelOutcome, NewRegistration, RegisterOutcome};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
@@ -96,9 +100,11 @@ pub struct ImportStats {
     pub removed: usize,
 }
 
-/// The open store. Cheap to share by reference across threads.
+/// The open store. Share it by reference (or `Arc`) across threads: reads
+/// run in parallel, writes go through the group-commit thread.
 pub struct Store {
-    db: Database,
+    committer: commit::Committer,
+    db: Arc<Database>,
     path: PathBuf,
 }
 
@@ -119,8 +125,9 @@ impl Store {
                 detail: format!("cannot create its folder: {e}"),
             })?;
         }
-        let db = Database::create(path).map_err(|e| open_error(path, e))?;
+        let db = Arc::new(Database::create(path).map_err(|e| open_error(path, e))?);
         let store = Store {
+            committer: commit::Committer::start(db.clone()),
             db,
             path: path.to_path_buf(),
         };
@@ -324,22 +331,31 @@ impl Store {
         }
     }
 
-    /// Saves (or, with `None`, removes) the session of `identity`, durably.
+    /// Saves (or, with `None`, removes) the session of `identity`, durably
+    /// (group commit: returns once the shared transaction is on disk).
     pub fn put_session(&self, identity: &str, session: Option<&Session>) -> Result<()> {
-        let w = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = w.open_table(SESSIONS).map_err(|e| self.err(e))?;
-            match session {
-                Some(s) => {
-                    t.insert(identity, encode(s).as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
-                None => {
-                    t.remove(identity).map_err(|e| self.err(e))?;
-                }
+        let identity = identity.to_string();
+        let bytes = session.map(encode);
+        self.write(move |w| {
+            let mut t = w.open_table(SESSIONS).map_err(|e| e.to_string())?;
+            match bytes {
+                Some(b) => t.insert(identity.as_str(), b.as_slice()).map(|_| ()),
+                None => t.remove(identity.as_str()).map(|_| ()),
             }
-        }
-        w.commit().map_err(|e| self.err(e))
+            .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Runs `f` in a group-committed write transaction.
+    fn write<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&redb::WriteTransaction) -> std::result::Result<R, String> + Send + 'static,
+    {
+        self.committer.write(f).map_err(|detail| StoreError::Io {
+            path: self.path.clone(),
+            detail,
+        })
     }
 
     // ── registrations ──────────────────────────────────────────────────

@@ -1,9 +1,11 @@
 //! Records kept in the store besides knowledge: what the bot remembers of
 //! each identity. Each is stored as versioned bytes (see the module above).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::knowledge::Lang;
+use crate::knowledge::{Lang, Text};
 
 /// What the bot keeps for one identity between messages.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -14,8 +16,34 @@ pub struct Session {
     /// The rest of the last list shown, for "more" / "更多".
     #[serde(default)]
     pub more: Option<MoreList>,
+    /// The dialog in progress, if any.
+    #[serde(default)]
+    pub dialog: Option<DialogState>,
     /// Unix seconds of the last message.
     #[serde(default)]
+    pub updated_at: i64,
+}
+
+/// Where an identity stands in a dialog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DialogState {
+    /// The dialog's id (from its file).
+    pub dialog: String,
+    /// The state waiting for an answer.
+    pub state: String,
+    /// Answers saved so far, by name.
+    pub values: BTreeMap<String, String>,
+    /// How a saved choice reads (an event's title), by name.
+    #[serde(default)]
+    pub labels: BTreeMap<String, Text>,
+    /// States answered, in order, for "back".
+    #[serde(default)]
+    pub history: Vec<String>,
+    /// The option values of the last choice shown, so that "2" means what
+    /// the person saw even if the list changed since.
+    #[serde(default)]
+    pub shown: Vec<String>,
+    /// Unix seconds of the last step, for expiry.
     pub updated_at: i64,
 }
 
@@ -67,4 +95,28 @@ pub struct Registration {
     /// (unix seconds), so that they can be told.
     #[serde(default)]
     pub promoted_at: Option<i64>,
+}
+
+/// A form filled in through a dialog (`save_form`), e.g. a settle-in inquiry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormEntry {
+    pub seq: u64,
+    /// The form's name, from the dialog file (`form = "inquiries"`).
+    pub form: String,
+    pub user: String,
+    pub values: BTreeMap<String, String>,
+    pub created_at: i64,
+}
+
+/// A message waiting to be delivered to one identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub id: u64,
+    pub to: String,
+    /// Why it was queued, e.g. `promotion`.
+    pub kind: String,
+    /// The text in each language; delivery picks the recipient's.
+    pub text: Text,
+    pub created_at: i64,
+    pub attempts: u32,
 }
