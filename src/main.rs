@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use parkbot::app::{self, App};
+use parkbot::app::{self, App, export};
 use parkbot::bot::{Clock, system_clock};
 use parkbot::channels::console;
 use parkbot::config::Config;
@@ -26,6 +26,7 @@ const AFTER: &str = "Examples:
   parkbot ask 有哪些视频特效企业？      one question, one answer
   parkbot import data/park.toml         load knowledge (TOML or JSON)
   parkbot export knowledge > all.toml   write all knowledge back out
+  parkbot export registrations --event web3-forum > web3.csv
   parkbot check                         validate configuration, dialogs, seed knowledge
 
 Configuration: --config FILE, else config/default.toml in the current folder,
@@ -91,12 +92,41 @@ enum Command {
 enum Export {
     /// All knowledge as TOML, in the import format
     Knowledge,
+    /// Registrations: event_id,code,status,name,organization,phone,user,created_at
+    Registrations {
+        /// Only this event's registrations
+        #[arg(long, value_name = "ID")]
+        event: Option<String>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+    },
+    /// Settle-in inquiries saved by the inquiry dialog (CSV)
+    Inquiries,
+    /// Entries of any form saved by a dialog's `save_form` action (CSV)
+    Form {
+        /// The form's name (`form = "…"` in the dialog file)
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Csv,
+    Json,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // Output piped into `head` and the like: not an error.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -180,12 +210,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", bot.explain(&text.join(" ")));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Export(Export::Knowledge) => {
+        Command::Export(what) => {
             let app = App::open(config, db)?;
-            app.seed()?;
-            let k = app.store.knowledge()?;
-            let mut out = std::io::stdout().lock();
-            out.write_all(k.to_toml().as_bytes())?;
+            let text = match what {
+                Export::Knowledge => {
+                    app.seed()?;
+                    app.store.knowledge()?.to_toml()
+                }
+                Export::Registrations { event, format } => {
+                    let regs = app.store.registrations(event.as_deref())?;
+                    match format {
+                        Format::Csv => export::registrations_csv(&regs),
+                        Format::Json => export::registrations_json(&regs),
+                    }
+                }
+                Export::Inquiries => export::form_csv(&app, "inquiries")?,
+                Export::Form { name } => export::form_csv(&app, &name)?,
+            };
+            std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -3,6 +3,8 @@
 mod util;
 
 mod cli;
+mod concurrency;
+mod dialogs;
 mod knowledge;
 mod qa;
 mod store;

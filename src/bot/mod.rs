@@ -233,7 +233,11 @@ impl Bot {
         let now = (self.clock)();
         let before = self.store.session(msg.identity.as_str())?;
         let mut session = before.clone().unwrap_or_default();
-        let lang = Lang::detect_or(&msg.text, session.lang);
+        let lang = if self.dialogs.is_link(&msg.text) {
+            session.lang.unwrap_or(Lang::Zh)
+        } else {
+            Lang::detect_or(&msg.text, session.lang)
+        };
         session.lang = Some(lang);
         let brain = self.brain();
         let ctx = Ctx {

@@ -54,6 +54,16 @@ impl Dialogs {
         }
     }
 
+    /// Whether `text` is a `link:value` message of one of the dialogs (a
+    /// deep link or QR scene: no language of its own).
+    pub fn is_link(&self, text: &str) -> bool {
+        text.trim().split_once(':').is_some_and(|(l, _)| {
+            self.list
+                .iter()
+                .any(|d| d.link.as_deref() == Some(l.trim()))
+        })
+    }
+
     fn get(&self, id: &str) -> Option<&Dialog> {
         self.list.iter().find(|d| d.id == id)
     }

@@ -74,6 +74,27 @@ impl Sandbox {
     pub fn ask(&self, user: &str, text: &str) -> String {
         self.ok(&["ask", "--user", user, text]).stdout
     }
+
+    /// `ask` at another time (RFC 3339).
+    pub fn ask_at(&self, now: &str, user: &str, text: &str) -> String {
+        let r = Run::from(
+            self.cmd(&["ask", "--user", user, text])
+                .env("PARKBOT_NOW", now)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout
+    }
+
+    /// Sends each message in turn (one process each); returns the last reply.
+    pub fn say(&self, user: &str, messages: &[&str]) -> String {
+        let mut last = String::new();
+        for m in messages {
+            last = self.ask(user, m);
+        }
+        last
+    }
 }
 
 pub struct Run {

@@ -2,6 +2,8 @@
 //! configuration, seed it on first start, import knowledge files, load the
 //! phrasebook, and check everything for `parkbot check`.
 
+pub mod export;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
