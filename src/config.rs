@@ -33,20 +33,11 @@ impl fmt::Display for Source {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{source_name}: {message}")]
-    Syntax {
-        source_name: String,
-        message: String,
-    },
+    Syntax { source_name: String, message: String },
     #[error("{origin}: {problems}", problems = .problems.join("; "))]
-    Invalid {
-        origin: String,
-        problems: Vec<String>,
-    },
+    Invalid { origin: String, problems: Vec<String> },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,21 +197,17 @@ impl Config {
     where
         I: IntoIterator<Item = (String, String)>,
     {
-        let schema: Table = DEFAULT_TOML
-            .parse()
-            .expect("embedded default config parses");
+        let schema: Table = DEFAULT_TOML.parse().expect("embedded default config parses");
         let mut merged = schema.clone();
         let origin = file
             .map(|(p, _)| p.display().to_string())
             .unwrap_or_else(|| Source::Embedded.to_string());
         let mut problems = Vec::new();
         if let Some((path, text)) = file {
-            let user: Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    source_name: path.display().to_string(),
-                    message: e.to_string().trim_end().replace('\n', " "),
-                })?;
+            let user: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+                source_name: path.display().to_string(),
+                message: e.to_string().trim_end().replace('\n', " "),
+            })?;
             overlay(&schema, &user, "", &mut merged, &mut problems);
         }
         apply_env(&schema, env, &mut merged, &mut problems);
@@ -261,9 +248,7 @@ impl Config {
             ));
         }
         let aes = &self.wechat.encoding_aes_key;
-        if !aes.is_empty()
-            && (aes.chars().count() != 43 || !aes.chars().all(|c| c.is_ascii_alphanumeric()))
-        {
+        if !aes.is_empty() && (aes.chars().count() != 43 || !aes.chars().all(|c| c.is_ascii_alphanumeric())) {
             p.push(format!(
                 "`wechat.encoding_aes_key` must be 43 letters and digits (found {} characters)",
                 aes.chars().count()
@@ -277,9 +262,7 @@ impl Config {
             ("telegram.api_url", &self.telegram.api_url),
         ] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                p.push(format!(
-                    "`{key}` = {url:?} must be an http:// or https:// URL"
-                ));
+                p.push(format!("`{key}` = {url:?} must be an http:// or https:// URL"));
             }
         }
         if !matches!(self.telegram.mode.as_str(), "polling" | "webhook") {
@@ -307,14 +290,8 @@ impl Config {
             }
         }
         for (key, v) in [
-            (
-                "announce.telegram_per_second",
-                self.announce.telegram_per_second,
-            ),
-            (
-                "announce.wechat_per_second",
-                self.announce.wechat_per_second,
-            ),
+            ("announce.telegram_per_second", self.announce.telegram_per_second),
+            ("announce.wechat_per_second", self.announce.wechat_per_second),
             ("announce.max_attempts", self.announce.max_attempts),
         ] {
             if v == 0 {
@@ -344,13 +321,7 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 /// Copies `user` over `merged`, checking every key and type against `schema`.
-fn overlay(
-    schema: &Table,
-    user: &Table,
-    prefix: &str,
-    merged: &mut Table,
-    problems: &mut Vec<String>,
-) {
+fn overlay(schema: &Table, user: &Table, prefix: &str, merged: &mut Table, problems: &mut Vec<String>) {
     for (key, value) in user {
         let path = if prefix.is_empty() {
             key.clone()
@@ -383,11 +354,7 @@ fn overlay(
                     merged.insert(key.clone(), value.clone());
                 }
             }
-            (e, v) => problems.push(format!(
-                "`{path}` must be {}, found {}",
-                type_name(e),
-                type_name(v)
-            )),
+            (e, v) => problems.push(format!("`{path}` must be {}, found {}", type_name(e), type_name(v))),
         }
     }
 }
@@ -405,10 +372,7 @@ where
             continue;
         };
         let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
-        let expected = schema
-            .get(&section)
-            .and_then(Value::as_table)
-            .and_then(|t| t.get(&key));
+        let expected = schema.get(&section).and_then(Value::as_table).and_then(|t| t.get(&key));
         let Some(expected) = expected else {
             problems.push(format!("unknown key `{section}.{key}` (from ${name})"));
             continue;
@@ -443,13 +407,9 @@ fn env_value(expected: &Value, raw: &str) -> Result<Value, &'static str> {
         Value::Array(_) => {
             // A TOML list (`["a", "b"]`) or comma-separated words.
             if raw.starts_with('[') {
-                let parsed: Table = format!("v = {raw}")
-                    .parse()
-                    .map_err(|_| "a list of strings")?;
+                let parsed: Table = format!("v = {raw}").parse().map_err(|_| "a list of strings")?;
                 match parsed.get("v") {
-                    Some(Value::Array(a)) if a.iter().all(Value::is_str) => {
-                        Ok(Value::Array(a.clone()))
-                    }
+                    Some(Value::Array(a)) if a.iter().all(Value::is_str) => Ok(Value::Array(a.clone())),
                     _ => Err("a list of strings"),
                 }
             } else {
@@ -491,27 +451,20 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = load("[store]\npaht = \"x\"\n[nope]\na = 1\n")
-            .unwrap_err()
-            .to_string();
+        let e = load("[store]\npaht = \"x\"\n[nope]\na = 1\n").unwrap_err().to_string();
         assert!(e.contains("unknown key `store.paht`"), "{e}");
         assert!(e.contains("unknown key `nope`"), "{e}");
     }
 
     #[test]
     fn wrong_types_are_named() {
-        let e = load("[announce]\nmax_attempts = \"five\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = load("[announce]\nmax_attempts = \"five\"\n").unwrap_err().to_string();
         assert!(
             e.contains("`announce.max_attempts` must be an integer, found a string"),
             "{e}"
         );
         let e = load("[staff]\nmembers = [1]\n").unwrap_err().to_string();
-        assert!(
-            e.contains("`staff.members` must be a list of strings"),
-            "{e}"
-        );
+        assert!(e.contains("`staff.members` must be a list of strings"), "{e}");
     }
 
     #[test]
@@ -521,20 +474,10 @@ mod tests {
             .to_string();
         assert!(e.contains("`server.listen`"), "{e}");
         assert!(e.contains("`wechat.encoding_aes_key` must be 43"), "{e}");
-        let e = load("[announce]\nwechat_per_second = 0\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("`announce.wechat_per_second` must be at least 1"),
-            "{e}"
-        );
-        let e = load("[dialogs]\ntimeout_minutes = -5\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("`dialogs.timeout_minutes` must not be negative"),
-            "{e}"
-        );
+        let e = load("[announce]\nwechat_per_second = 0\n").unwrap_err().to_string();
+        assert!(e.contains("`announce.wechat_per_second` must be at least 1"), "{e}");
+        let e = load("[dialogs]\ntimeout_minutes = -5\n").unwrap_err().to_string();
+        assert!(e.contains("`dialogs.timeout_minutes` must not be negative"), "{e}");
     }
 
     #[test]
@@ -548,10 +491,7 @@ mod tests {
     fn environment_overrides_by_type() {
         let env = vec![
             ("PARKBOT_WECHAT__TOKEN".to_string(), "12345".to_string()),
-            (
-                "PARKBOT_ANNOUNCE__MAX_ATTEMPTS".to_string(),
-                "9".to_string(),
-            ),
+            ("PARKBOT_ANNOUNCE__MAX_ATTEMPTS".to_string(), "9".to_string()),
             (
                 "PARKBOT_STAFF__MEMBERS".to_string(),
                 "console:a, telegram:1".to_string(),
@@ -568,23 +508,20 @@ mod tests {
     #[test]
     fn bad_environment_overrides_are_named() {
         let env = vec![
-            (
-                "PARKBOT_ANNOUNCE__MAX_ATTEMPTS".to_string(),
-                "many".to_string(),
-            ),
+            ("PARKBOT_ANNOUNCE__MAX_ATTEMPTS".to_string(), "many".to_string()),
             ("PARKBOT_STORE__NOPE".to_string(), "x".to_string()),
         ];
         let e = Config::default_with_env(env).unwrap_err().to_string();
-        assert!(e.contains("`announce.max_attempts` (from $PARKBOT_ANNOUNCE__MAX_ATTEMPTS) must be a whole number"), "{e}");
+        assert!(
+            e.contains("`announce.max_attempts` (from $PARKBOT_ANNOUNCE__MAX_ATTEMPTS) must be a whole number"),
+            "{e}"
+        );
         assert!(e.contains("unknown key `store.nope`"), "{e}");
     }
 
     #[test]
     fn secrets_never_show_in_debug() {
-        let env = vec![(
-            "PARKBOT_WECHAT__APP_SECRET".to_string(),
-            "s3cr3t-value".to_string(),
-        )];
+        let env = vec![("PARKBOT_WECHAT__APP_SECRET".to_string(), "s3cr3t-value".to_string())];
         let c = Config::default_with_env(env).unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cr3t-value"));

@@ -37,13 +37,7 @@ pub fn mask_phone(phone: &str) -> String {
     chars
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            if i < keep_head || i >= n - keep_tail {
-                *c
-            } else {
-                '*'
-            }
-        })
+        .map(|(i, c)| if i < keep_head || i >= n - keep_tail { *c } else { '*' })
         .collect()
 }
 

@@ -2,13 +2,12 @@
 //! every run measures the same thing.
 
 const ZH: &[char] = &[
-    '星', '辰', '光', '影', '智', '能', '科', '幻', '数', '字', '虚', '拟', '机', '甲', '宇', '宙',
-    '云', '端', '视', '效', '声', '像', '量', '子', '航', '天', '梦', '工', '场', '创', '意', '未',
-    '来', '芯', '驱', '灵', '境', '镜',
+    '星', '辰', '光', '影', '智', '能', '科', '幻', '数', '字', '虚', '拟', '机', '甲', '宇', '宙', '云', '端', '视',
+    '效', '声', '像', '量', '子', '航', '天', '梦', '工', '场', '创', '意', '未', '来', '芯', '驱', '灵', '境', '镜',
 ];
 const EN: &[&str] = &[
-    "star", "nova", "quant", "vex", "lumi", "orbi", "sky", "pix", "mecha", "holo", "zen", "astra",
-    "flux", "terra", "cyber", "echo", "vision", "forge", "pulse", "ray",
+    "star", "nova", "quant", "vex", "lumi", "orbi", "sky", "pix", "mecha", "holo", "zen", "astra", "flux", "terra",
+    "cyber", "echo", "vision", "forge", "pulse", "ray",
 ];
 
 /// A deterministic pseudo-random generator (no dependency, same data every run).
@@ -25,10 +24,7 @@ impl Lcg {
         (0..n).map(|_| ZH[self.pick() % ZH.len()]).collect()
     }
     pub fn en(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| EN[self.pick() % EN.len()])
-            .collect::<Vec<_>>()
-            .join("")
+        (0..n).map(|_| EN[self.pick() % EN.len()]).collect::<Vec<_>>().join("")
     }
 }
 

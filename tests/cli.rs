@@ -63,10 +63,7 @@ fn upcoming_events_are_listed_soonest_first() {
     let web3 = r.find("Web 3.0 International Forum").expect(&r);
     let c101 = r.find("Consortium 101").expect(&r);
     assert!(web3 < c101, "{r}");
-    assert!(
-        !r.contains("Book Club"),
-        "past events are not upcoming:\n{r}"
-    );
+    assert!(!r.contains("Book Club"), "past events are not upcoming:\n{r}");
 }
 
 #[test]
@@ -105,11 +102,7 @@ fn chat_reads_lines_until_end_of_input() {
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
-        writeln!(
-            stdin,
-            "hello\n\nWhere is Liu Cixin Studio?\n/quit\nnever read"
-        )
-        .unwrap();
+        writeln!(stdin, "hello\n\nWhere is Liu Cixin Studio?\n/quit\nnever read").unwrap();
     }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -127,14 +120,9 @@ fn configuration_errors_name_the_key() {
     );
     let r = s.run(&["--config", cfg.to_str().unwrap(), "ask", "hi"]);
     assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("unknown key `store.paht`"), "{}", r.stderr);
     assert!(
-        r.stderr.contains("unknown key `store.paht`"),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr
-            .contains("`announce.max_attempts` must be an integer"),
+        r.stderr.contains("`announce.max_attempts` must be an integer"),
         "{}",
         r.stderr
     );
@@ -152,10 +140,7 @@ fn configuration_errors_name_the_key() {
 #[test]
 fn the_working_directory_config_is_used() {
     let s = Sandbox::new();
-    s.write(
-        "config/default.toml",
-        "[store]\npath = \"from-config.redb\"\n",
-    );
+    s.write("config/default.toml", "[store]\npath = \"from-config.redb\"\n");
     let r = std::process::Command::new(crate::util::BIN)
         .current_dir(s.dir.path())
         .env_clear()
@@ -217,9 +202,6 @@ fn logs_never_show_secrets() {
         String::from_utf8_lossy(&r.stderr)
     );
     assert!(!all.contains("SECRET-TOKEN-VALUE") && !all.contains("admin-secret-value"));
-    assert!(
-        all.contains("configuration loaded"),
-        "trace logging is on:\n{all}"
-    );
+    assert!(all.contains("configuration loaded"), "trace logging is on:\n{all}");
     assert!(all.contains("<set>"), "secrets show as set:\n{all}");
 }

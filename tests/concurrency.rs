@@ -18,25 +18,12 @@ capacity = 5
 
 fn bot(dir: &std::path::Path) -> Arc<Bot> {
     let store = Arc::new(Store::open(&dir.join("c.redb")).unwrap());
-    let k = validate_references(
-        vec![parse_str("tiny.toml", EVENT, false).unwrap()],
-        &Default::default(),
-    )
-    .unwrap();
+    let k = validate_references(vec![parse_str("tiny.toml", EVENT, false).unwrap()], &Default::default()).unwrap();
     store.import(&k, true).unwrap();
     let phrases = parkbot::app::load_phrasebook(std::path::Path::new("(built-in)")).unwrap();
     let dialogs = parkbot::app::load_dialogs(std::path::Path::new("(built-in)")).unwrap();
     let now = time::macros::datetime!(2026-11-28 12:00 +08:00);
-    Arc::new(
-        Bot::new(
-            store,
-            phrases,
-            dialogs,
-            Default::default(),
-            Arc::new(move || now),
-        )
-        .unwrap(),
-    )
+    Arc::new(Bot::new(store, phrases, dialogs, Default::default(), Arc::new(move || now)).unwrap())
 }
 
 fn say(bot: &Bot, who: &str, text: &str) -> String {
@@ -76,10 +63,7 @@ fn concurrent_sign_ups_never_exceed_capacity() {
         .collect();
     let replies: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
 
-    let confirmed_replies = replies
-        .iter()
-        .filter(|r| r.starts_with("You are registered"))
-        .count();
+    let confirmed_replies = replies.iter().filter(|r| r.starts_with("You are registered")).count();
     let waitlisted_replies = replies
         .iter()
         .filter(|r| r.contains("waiting list at position"))
@@ -140,11 +124,7 @@ fn concurrent_messages_of_one_identity_are_handled_one_at_a_time() {
     let count = |p: &str| replies.iter().filter(|r| r.starts_with(p)).count();
     assert_eq!(count("Your organization"), 1, "{replies:#?}");
     assert_eq!(count("Your mobile number"), 1, "{replies:#?}");
-    assert_eq!(
-        count("That is not a valid mobile number"),
-        8,
-        "{replies:#?}"
-    );
+    assert_eq!(count("That is not a valid mobile number"), 8, "{replies:#?}");
     let d = bot
         .store()
         .session("console:same")

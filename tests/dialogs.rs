@@ -30,10 +30,7 @@ fn a_whole_sign_up_in_chinese() {
         "{r}"
     );
     assert!(!r.contains("中秋"), "past events are not offered:\n{r}");
-    assert!(
-        !r.contains("闭门路演"),
-        "invitation-only events are not offered:\n{r}"
-    );
+    assert!(!r.contains("闭门路演"), "invitation-only events are not offered:\n{r}");
     assert!(s.ask("zh", "2").contains("姓名"));
     assert!(s.ask("zh", "张三").contains("单位"));
     assert!(s.ask("zh", "星穹视效").contains("手机号"));
@@ -47,8 +44,7 @@ fn a_whole_sign_up_in_chinese() {
     let code = code_in(&done);
     assert_eq!(code.len(), 6);
     assert!(
-        code.chars()
-            .all(|c| "ABCDEFGHJKMNPQRSTUVWXYZ23456789".contains(c)),
+        code.chars().all(|c| "ABCDEFGHJKMNPQRSTUVWXYZ23456789".contains(c)),
         "{code}"
     );
     // The event now shows one seat fewer.
@@ -84,14 +80,7 @@ fn a_whole_sign_up_in_english_with_a_preselected_event() {
     let done = s.ask("en", "yes");
     assert!(done.starts_with("You are registered!"), "{done}");
     let json = s
-        .ok(&[
-            "export",
-            "registrations",
-            "--format",
-            "json",
-            "--event",
-            "web3-forum",
-        ])
+        .ok(&["export", "registrations", "--format", "json", "--event", "web3-forum"])
         .stdout;
     let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(rows[0]["name"], "Jane Doe");
@@ -118,10 +107,7 @@ fn bad_answers_are_refused_with_the_reason() {
     s.ask("u", "报名");
     let r = s.ask("u", "9");
     assert!(r.contains("请回复列表中的序号（1到6）"), "{r}");
-    assert!(
-        r.contains("请选择要报名的活动"),
-        "the prompt is repeated:\n{r}"
-    );
+    assert!(r.contains("请选择要报名的活动"), "the prompt is repeated:\n{r}");
     let r = s.ask("u", "火星旅行");
     assert!(r.contains("请回复列表中的序号"), "{r}");
     s.ask("u", "科幻产业联合体");
@@ -152,10 +138,7 @@ fn bad_answers_are_refused_with_the_reason() {
     let r = s.ask("u", "也许");
     assert!(r.contains("请回复“是”或“否”"), "{r}");
     let r = s.ask("u", "否");
-    assert!(
-        r.contains("请输入您的姓名"),
-        "\"no\" goes back to the name:\n{r}"
-    );
+    assert!(r.contains("请输入您的姓名"), "\"no\" goes back to the name:\n{r}");
 }
 
 #[test]
@@ -190,10 +173,7 @@ fn back_goes_one_step_back_at_every_step() {
     // At the first step there is nowhere to go.
     s.ask("b0", "报名");
     let r = s.ask("b0", "返回");
-    assert!(
-        r.contains("已经是第一步了") && r.contains(prompts[0]),
-        "{r}"
-    );
+    assert!(r.contains("已经是第一步了") && r.contains(prompts[0]), "{r}");
     for step in 1..prompts.len() {
         let user = format!("b{step}");
         s.say(&user, &SIGNUP_ZH[..=step]);
@@ -201,10 +181,7 @@ fn back_goes_one_step_back_at_every_step() {
         assert!(r.contains(prompts[step - 1]), "back from step {step}: {r}");
     }
     // Going back and answering again replaces the earlier answer.
-    s.say(
-        "bb",
-        &["报名", "2", "张三", "返回", "李四", "首钢", "13812345678"],
-    );
+    s.say("bb", &["报名", "2", "张三", "返回", "李四", "首钢", "13812345678"]);
     let r = s.ask("bb", "是");
     assert!(r.contains("报名成功"));
     assert!(s.ok(&["export", "registrations"]).stdout.contains(",李四,"));
@@ -216,10 +193,7 @@ fn a_dialog_expires_after_the_timeout() {
     s.ask_at("2026-11-28T12:00:00+08:00", "t", "报名");
     s.ask_at("2026-11-28T12:10:00+08:00", "t", "2");
     // 29 minutes after the last step: still going.
-    assert!(
-        s.ask_at("2026-11-28T12:39:00+08:00", "t", "张三")
-            .contains("单位")
-    );
+    assert!(s.ask_at("2026-11-28T12:39:00+08:00", "t", "张三").contains("单位"));
     // 31 minutes later: the answer is not taken; the person is told.
     let r = s.ask_at("2026-11-28T13:10:00+08:00", "t", "首钢");
     assert!(r.contains("超时"), "{r}");
@@ -257,10 +231,7 @@ fn signing_up_twice_shows_the_existing_registration() {
     let s = Sandbox::new();
     let code = code_in(&s.say("d", SIGNUP_ZH));
     let r = s.say("d", SIGNUP_ZH);
-    assert!(
-        r.contains("您已报名首钢园Web3.0国际论坛") && r.contains(&code),
-        "{r}"
-    );
+    assert!(r.contains("您已报名首钢园Web3.0国际论坛") && r.contains(&code), "{r}");
     assert_eq!(s.ok(&["export", "registrations"]).stdout.lines().count(), 2);
 }
 
@@ -294,12 +265,7 @@ fn a_full_event_offers_the_waiting_list_and_cancelling_promotes() {
     k = k.replace("capacity = 20\n", "capacity = 2\n");
     let f = s.write("park.toml", &k);
     s.ok(&["import", "--replace", f.to_str().unwrap()]);
-    let signup = |user: &str| {
-        s.say(
-            user,
-            &["报名科幻剧本工作坊", "某人", "首钢", "13812345678", "是"],
-        )
-    };
+    let signup = |user: &str| s.say(user, &["报名科幻剧本工作坊", "某人", "首钢", "13812345678", "是"]);
     let first = code_in(&signup("p1"));
     signup("p2");
     let w1 = signup("p3");
@@ -315,12 +281,7 @@ fn a_full_event_offers_the_waiting_list_and_cancelling_promotes() {
     let r = s.ask("p1", "是");
     assert!(r.contains("已取消科幻剧本工作坊的报名"), "{r}");
     let csv = s
-        .ok(&[
-            "export",
-            "registrations",
-            "--event",
-            "screenwriting-workshop",
-        ])
+        .ok(&["export", "registrations", "--event", "screenwriting-workshop"])
         .stdout;
     let status: Vec<(&str, &str)> = csv
         .lines()
@@ -350,11 +311,7 @@ fn keeping_a_registration_changes_nothing() {
     s.say("k", &["my registrations", "1"]);
     let r = s.ask("k", "no");
     assert!(r.contains("stays as it is"), "{r}");
-    assert!(
-        s.ok(&["export", "registrations"])
-            .stdout
-            .contains(",confirmed,")
-    );
+    assert!(s.ok(&["export", "registrations"]).stdout.contains(",confirmed,"));
 }
 
 #[test]
@@ -370,19 +327,13 @@ fn the_inquiry_dialog_saves_a_lead() {
     assert!(s.ask("i", "大概 500 平米").contains("联系电话"));
     assert!(s.ask("i", "13912345678").contains("电子邮箱"));
     assert!(s.ask("i", "是").contains("请输入电子邮箱"));
-    assert!(
-        s.ask("i", "not-an-email")
-            .contains("not a valid email address")
-    );
+    assert!(s.ask("i", "not-an-email").contains("not a valid email address"));
     assert!(s.ask("i", "无效邮箱").contains("邮箱格式不对"));
     assert!(s.ask("i", "ceo@galaxy.example").contains("tell us briefly"));
     let r = s.ask("i", "需要一个300平米的摄影棚, 明年3月入驻");
     assert!(r.contains("已收到银河影业的入驻咨询（编号000001）"), "{r}");
     // Skipping the email takes the other branch.
-    s.say(
-        "j",
-        &["inquiry", "Nova Labs", "4", "120", "+1 415 555 0100", "no"],
-    );
+    s.say("j", &["inquiry", "Nova Labs", "4", "120", "+1 415 555 0100", "no"]);
     assert!(s.ask("j", "A small lab").contains("reference 000002"));
     let csv = s.ok(&["export", "inquiries"]).stdout;
     let mut lines = csv.lines();
@@ -396,9 +347,12 @@ fn the_inquiry_dialog_saves_a_lead() {
             "000001,2026-11-28T04:00:00Z,console:i,银河影业,vfx,500,13912345678,yes,ceo@galaxy.example,\"需要一个300平米的摄影棚, 明年3月入驻\""
         )
     );
-    assert!(lines.next().unwrap().starts_with(
-        "000002,2026-11-28T04:00:00Z,console:j,Nova Labs,vfx,120,+14155550100,no,,A small lab"
-    ));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("000002,2026-11-28T04:00:00Z,console:j,Nova Labs,vfx,120,+14155550100,no,,A small lab")
+    );
 }
 
 #[test]
@@ -456,10 +410,7 @@ final = true
             .contains("Thanks for rating us so-so!")
     );
     let csv = s.ok(&["export", "form", "feedback"]).stdout;
-    assert!(
-        csv.starts_with("ref,created_at,user,rating,comment\n000001,"),
-        "{csv}"
-    );
+    assert!(csv.starts_with("ref,created_at,user,rating,comment\n000001,"), "{csv}");
 }
 
 #[test]

@@ -42,10 +42,7 @@ fn import_then_ask_in_both_languages() {
     let r = s.ok(&["import", "--replace", f.to_str().unwrap()]);
     assert!(r.stderr.contains("4 added"), "{}", r.stderr);
     assert!(s.ask("a", "铁臂是做什么的").starts_with("铁臂科技"));
-    assert!(
-        s.ask("a", "what does ironarm do?")
-            .starts_with("Ironarm Tech")
-    );
+    assert!(s.ask("a", "what does ironarm do?").starts_with("Ironarm Tech"));
     assert!(s.ask("a", "停车要钱吗").contains("停车免费"));
     assert!(s.ask("a", "robot expo, when?").starts_with("Robot Expo"));
     // --replace removed the demo knowledge seeded by nothing: none was there.
@@ -59,10 +56,7 @@ fn json_imports_like_toml() {
  "enterprise": [{"id": "ironarm", "name": "Ironarm Tech", "fields": ["robots"], "summary": {"en": "Builds welding arms."}}]}"#;
     let f = s.write("k.json", json);
     s.ok(&["import", "--replace", f.to_str().unwrap()]);
-    assert!(
-        s.ask("a", "tell me about ironarm")
-            .starts_with("Ironarm Tech")
-    );
+    assert!(s.ask("a", "tell me about ironarm").starts_with("Ironarm Tech"));
 }
 
 #[test]
@@ -89,28 +83,17 @@ fn upsert_keeps_other_items_and_replace_removes_them() {
     ]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr
-            .contains("enterprise `ironarm`: duplicate id (also defined in"),
+        r.stderr.contains("enterprise `ironarm`: duplicate id (also defined in"),
         "{}",
         r.stderr
     );
     // --replace keeps only what the files hold: the event and the FAQ go.
-    let field = s.write(
-        "field.toml",
-        "[[field]]\nid = \"robots\"\nname = \"robots\"\n",
-    );
-    let r = s.ok(&[
-        "import",
-        "--replace",
-        extra.to_str().unwrap(),
-        field.to_str().unwrap(),
-    ]);
+    let field = s.write("field.toml", "[[field]]\nid = \"robots\"\nname = \"robots\"\n");
+    let r = s.ok(&["import", "--replace", extra.to_str().unwrap(), field.to_str().unwrap()]);
     assert!(r.stderr.contains("2 removed"), "{}", r.stderr);
     let out = export(&s);
     assert!(
-        !out.contains("id = \"parking\"")
-            && !out.contains("id = \"expo\"")
-            && out.contains("ironarm"),
+        !out.contains("id = \"parking\"") && !out.contains("id = \"expo\"") && out.contains("ironarm"),
         "{out}"
     );
 }
@@ -145,18 +128,11 @@ fn assert_rejected(file: &str, text: &str, expect: &[&str]) {
     let before = export(&s);
     let bad = s.write(file, text);
     // The good file comes first: all-or-nothing means it is not applied either.
-    let changed = s.write(
-        "changed.toml",
-        &SMALL.replace("Builds welding arms.", "CHANGED"),
-    );
+    let changed = s.write("changed.toml", &SMALL.replace("Builds welding arms.", "CHANGED"));
     let r = s.run(&["import", changed.to_str().unwrap(), bad.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{file} was accepted:\n{}", r.stderr);
     for e in expect {
-        assert!(
-            r.stderr.contains(e),
-            "{file}: expected {e:?} in:\n{}",
-            r.stderr
-        );
+        assert!(r.stderr.contains(e), "{file}: expected {e:?} in:\n{}", r.stderr);
     }
     assert!(r.stderr.contains("nothing was imported"), "{}", r.stderr);
     assert_eq!(export(&s), before, "{file} changed the store");
@@ -224,11 +200,7 @@ fn a_missing_file_is_named() {
 #[test]
 fn the_demo_knowledge_is_valid_and_complete() {
     let s = Sandbox::new();
-    let r = s.ok(&[
-        "import",
-        "--replace",
-        repo("data/park.toml").to_str().unwrap(),
-    ]);
+    let r = s.ok(&["import", "--replace", repo("data/park.toml").to_str().unwrap()]);
     assert!(r.stderr.contains("added"), "{}", r.stderr);
     let all = export(&s);
     assert!(all.matches("[[enterprise]]").count() >= 20);

@@ -35,9 +35,7 @@ fn item_names(k: &toml::Table) -> Vec<(String, Vec<String>)> {
         for entry in k.get(kind).and_then(|v| v.as_array()).into_iter().flatten() {
             let names: Vec<String> = match entry.get(key) {
                 Some(toml::Value::String(s)) => vec![norm(s)],
-                Some(toml::Value::Table(t)) => {
-                    t.values().filter_map(|v| v.as_str()).map(norm).collect()
-                }
+                Some(toml::Value::Table(t)) => t.values().filter_map(|v| v.as_str()).map(norm).collect(),
                 _ => vec![],
             };
             items.push((format!("{kind}:{}", entry["id"].as_str().unwrap()), names));
@@ -47,9 +45,7 @@ fn item_names(k: &toml::Table) -> Vec<(String, Vec<String>)> {
 }
 
 fn occurrences(hay: &str, needle: &str) -> Vec<(usize, usize)> {
-    hay.match_indices(needle)
-        .map(|(i, m)| (i, i + m.len()))
-        .collect()
+    hay.match_indices(needle).map(|(i, m)| (i, i + m.len())).collect()
 }
 
 /// The scorer's `first_mention`: does an own string come first?
@@ -61,11 +57,11 @@ fn own_first(reply: &str, own: &[String], others: &[String]) -> Option<bool> {
     if spans.is_empty() {
         return None;
     }
-    spans.extend(others.iter().flat_map(|s| {
-        occurrences(reply, s)
-            .into_iter()
-            .map(|(a, b)| (a, b, false))
-    }));
+    spans.extend(
+        others
+            .iter()
+            .flat_map(|s| occurrences(reply, s).into_iter().map(|(a, b)| (a, b, false))),
+    );
     let outer: Vec<_> = spans
         .iter()
         .filter(|x| {
@@ -122,11 +118,7 @@ fn score(q: &Question, reply: &str, items: &[(String, Vec<String>)]) -> Result<(
                 Err(format!("recall {found}/{}", q.expect_all.len()))
             }
         }
-        "none" => match items
-            .iter()
-            .flat_map(|(_, n)| n)
-            .find(|n| r.contains(n.as_str()))
-        {
+        "none" => match items.iter().flat_map(|(_, n)| n).find(|n| r.contains(n.as_str())) {
             Some(n) => Err(format!("names an item: {n}")),
             None => Ok(()),
         },
@@ -137,14 +129,10 @@ fn score(q: &Question, reply: &str, items: &[(String, Vec<String>)]) -> Result<(
 #[test]
 fn own_question_set_scores_at_least_90_percent() {
     let knowledge_path = repo("data/park.toml");
-    let knowledge: toml::Table = std::fs::read_to_string(&knowledge_path)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let knowledge: toml::Table = std::fs::read_to_string(&knowledge_path).unwrap().parse().unwrap();
     let items = item_names(&knowledge);
     let questions: Vec<Question> =
-        serde_json::from_str(&std::fs::read_to_string(repo("tests/qa/park_eval.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(repo("tests/qa/park_eval.json")).unwrap()).unwrap();
     assert!(questions.len() >= 40);
 
     let s = Sandbox::new();

@@ -27,8 +27,7 @@ fn a_store_held_by_another_process_is_a_plain_error() {
     let r = s.run(&["ask", "hello"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr
-            .contains("park.redb is in use by another parkbot process"),
+        r.stderr.contains("park.redb is in use by another parkbot process"),
         "{}",
         r.stderr
     );
@@ -53,20 +52,13 @@ fn a_store_of_a_newer_schema_is_refused_untouched() {
         let db = redb::Database::create(s.db()).unwrap();
         let w = db.begin_write().unwrap();
         let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
-        w.open_table(meta)
-            .unwrap()
-            .insert("schema_version", 7)
-            .unwrap();
+        w.open_table(meta).unwrap().insert("schema_version", 7).unwrap();
         w.commit().unwrap();
     }
     let r = s.run(&["ask", "hello"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("has schema version 7"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("understands versions up to 1"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("understands versions up to 1"), "{}", r.stderr);
     // Nothing was migrated or rewritten: the version and the data stand.
     use redb::{ReadableDatabase, ReadableTableMetadata};
     let db = redb::Database::create(s.db()).unwrap();
@@ -88,11 +80,7 @@ fn a_store_of_a_newer_schema_is_refused_untouched() {
 #[test]
 fn a_file_that_is_not_a_store_is_refused() {
     let s = Sandbox::new();
-    std::fs::write(
-        s.db(),
-        "this is a text file, not a redb store\n".repeat(200),
-    )
-    .unwrap();
+    std::fs::write(s.db(), "this is a text file, not a redb store\n".repeat(200)).unwrap();
     let r = s.run(&["ask", "hello"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("is not a parkbot store"), "{}", r.stderr);
@@ -127,10 +115,7 @@ fn killing_an_import_leaves_the_old_or_the_new_knowledge() {
         let _ = child.kill(); // SIGKILL: no clean-up runs
         let _ = child.wait();
         let out = s.ok(&["export", "knowledge"]).stdout;
-        let (olds, news) = (
-            out.matches("OLDSTATE").count(),
-            out.matches("NEWSTATE").count(),
-        );
+        let (olds, news) = (out.matches("OLDSTATE").count(), out.matches("NEWSTATE").count());
         assert!(
             (olds, news) == (3000, 0) || (olds, news) == (0, 3000),
             "after a kill at {delay_ms} ms: {olds} old and {news} new records"
@@ -143,8 +128,5 @@ fn killing_an_import_leaves_the_old_or_the_new_knowledge() {
         // Put the old state back for the next round.
         s.ok(&["import", "--replace", old.to_str().unwrap()]);
     }
-    eprintln!(
-        "kills that left the old state: {}, the new: {}",
-        outcomes.0, outcomes.1
-    );
+    eprintln!("kills that left the old state: {}, the new: {}", outcomes.0, outcomes.1);
 }

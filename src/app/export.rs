@@ -42,11 +42,7 @@ fn looks_like_phone(s: &str) -> bool {
 }
 
 fn csv_line(fields: &[String]) -> String {
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
+    let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
     line.push('\n');
     line
 }
@@ -73,12 +69,7 @@ fn registration_row(r: &Registration) -> Vec<String> {
 }
 
 pub fn registrations_csv(regs: &[Registration]) -> String {
-    let mut out = csv_line(
-        &REGISTRATION_COLUMNS
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
-    );
+    let mut out = csv_line(&REGISTRATION_COLUMNS.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     for r in regs {
         out.push_str(&csv_line(&registration_row(r)));
     }
@@ -105,18 +96,12 @@ pub fn registrations_json(regs: &[Registration]) -> String {
 /// order the dialog that saves the form asks for them.
 pub fn form_csv(app: &App, form: &str) -> Result<String> {
     let entries = app.store.forms(form)?;
-    let dialogs = super::load_dialogs(&app.config.dialogs.dir)
-        .map_err(|p| anyhow::anyhow!("{}", p.join("\n")))?;
+    let dialogs = super::load_dialogs(&app.config.dialogs.dir).map_err(|p| anyhow::anyhow!("{}", p.join("\n")))?;
     let mut names: Vec<String> = dialogs
         .list
         .iter()
         .filter(|d| d.form.as_deref() == Some(form))
-        .flat_map(|d| {
-            d.saved_names()
-                .into_iter()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|d| d.saved_names().into_iter().map(String::from).collect::<Vec<_>>())
         .collect();
     for e in &entries {
         for k in e.values.keys() {
@@ -129,16 +114,8 @@ pub fn form_csv(app: &App, form: &str) -> Result<String> {
     header.extend(names.iter().cloned());
     let mut out = csv_line(&header);
     for e in &entries {
-        let mut row = vec![
-            format!("{:06}", e.seq),
-            rfc3339(e.created_at),
-            e.user.clone(),
-        ];
-        row.extend(
-            names
-                .iter()
-                .map(|n| e.values.get(n).cloned().unwrap_or_default()),
-        );
+        let mut row = vec![format!("{:06}", e.seq), rfc3339(e.created_at), e.user.clone()];
+        row.extend(names.iter().map(|n| e.values.get(n).cloned().unwrap_or_default()));
         out.push_str(&csv_line(&row));
     }
     Ok(out)

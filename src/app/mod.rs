@@ -15,9 +15,7 @@ use crate::assets;
 use crate::bot::{Bot, Clock, Phrasebook, Settings};
 use crate::config::Config;
 use crate::dialog::Dialogs;
-use crate::knowledge::{
-    Knowledge, KnowledgeError, ParsedFile, parse_file, parse_str, validate_references,
-};
+use crate::knowledge::{Knowledge, KnowledgeError, ParsedFile, parse_file, parse_str, validate_references};
 use crate::store::{ImportStats, Store};
 
 /// Everything a command needs, opened once.
@@ -29,9 +27,7 @@ pub struct App {
 impl App {
     /// Opens the store (`db` overrides `[store] path`).
     pub fn open(config: Config, db: Option<&Path>) -> Result<App> {
-        let path = db
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| config.store.path.clone());
+        let path = db.map(Path::to_path_buf).unwrap_or_else(|| config.store.path.clone());
         let store = Store::open(&path)?;
         Ok(App {
             config,
@@ -48,10 +44,7 @@ impl App {
         let k = load_knowledge_files(&self.config.knowledge.seed, &HashSet::new())
             .map_err(|errs| anyhow!("seed knowledge is invalid:\n{}", join(&errs)))?;
         let stats = self.store.import(&k, false)?;
-        tracing::info!(
-            items = k.len(),
-            "seeded the store with the configured knowledge"
-        );
+        tracing::info!(items = k.len(), "seeded the store with the configured knowledge");
         Ok(Some(stats))
     }
 
@@ -64,13 +57,7 @@ impl App {
         let settings = Settings {
             dialog_timeout_secs: self.config.dialogs.timeout_minutes as i64 * 60,
         };
-        Ok(Bot::new(
-            self.store.clone(),
-            phrases,
-            dialogs,
-            settings,
-            clock,
-        )?)
+        Ok(Bot::new(self.store.clone(), phrases, dialogs, settings, clock)?)
     }
 
     /// Imports `files` all-or-nothing, with a progress bar on a terminal.
@@ -113,10 +100,7 @@ impl App {
 }
 
 fn join(errs: &[KnowledgeError]) -> String {
-    errs.iter()
-        .map(|e| format!("  {e}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    errs.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
 }
 
 /// Reads a knowledge file from disk, or its built-in copy.

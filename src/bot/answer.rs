@@ -32,10 +32,7 @@ const ALSO_IN_FIELD: usize = 4;
 
 pub fn answer(ctx: &Ctx, q: &Query) -> Reply {
     let intents = &ctx.phrases.intents;
-    if q.terms.is_empty() && q.all_terms.is_empty()
-        || intents.help.is_whole(q)
-        || intents.greeting.is_whole(q)
-    {
+    if q.terms.is_empty() && q.all_terms.is_empty() || intents.help.is_whole(q) || intents.greeting.is_whole(q) {
         return Reply::plain(ctx.t("help", &[]));
     }
     let index = &ctx.brain.index;
@@ -62,19 +59,10 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Reply {
             }
     };
     if let Some(top) = hits.first().filter(specific) {
-        return one(
-            ctx,
-            top,
-            &hits,
-            &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
-        );
+        return one(ctx, top, &hits, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>());
     }
     if !fields.is_empty() {
-        return field_list(
-            ctx,
-            &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
-            &hits,
-        );
+        return field_list(ctx, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(), &hits);
     }
     if !event_words.is_empty() {
         return upcoming(ctx);
@@ -109,10 +97,7 @@ fn one(ctx: &Ctx, top: &Hit, hits: &[Hit], fields: &[usize]) -> Reply {
             if !k.enterprise[i].fields.contains(&k.field[f].id) {
                 continue;
             }
-            let others: Vec<Item> = members(ctx, f, hits)
-                .into_iter()
-                .filter(|x| *x != top.item)
-                .collect();
+            let others: Vec<Item> = members(ctx, f, hits).into_iter().filter(|x| *x != top.item).collect();
             if others.is_empty() {
                 continue;
             }
@@ -137,19 +122,13 @@ fn one(ctx: &Ctx, top: &Hit, hits: &[Hit], fields: &[usize]) -> Reply {
         let close: Vec<Item> = hits
             .iter()
             .skip(1)
-            .filter(|h| {
-                h.confident && h.score >= top.score * SEE_ALSO_RATIO && !shown.contains(&h.item)
-            })
+            .filter(|h| h.confident && h.score >= top.score * SEE_ALSO_RATIO && !shown.contains(&h.item))
             .filter(|h| !matches!(h.item, Item::Field(_)))
             .take(2)
             .map(|h| h.item)
             .collect();
         if !close.is_empty() {
-            text.push_str(&format!(
-                "\n\n{}{}",
-                ctx.t("see_also", &[]),
-                render::names(ctx, &close)
-            ));
+            text.push_str(&format!("\n\n{}{}", ctx.t("see_also", &[]), render::names(ctx, &close)));
         }
     }
     Reply::plain(text)
@@ -184,10 +163,7 @@ fn field_list(ctx: &Ctx, fields: &[usize], hits: &[Hit]) -> Reply {
             }
         }
     }
-    let names: Vec<&str> = fields
-        .iter()
-        .map(|&f| k.field[f].name.get(ctx.lang))
-        .collect();
+    let names: Vec<&str> = fields.iter().map(|&f| k.field[f].name.get(ctx.lang)).collect();
     let name = names.join(match ctx.lang {
         Lang::Zh => "、",
         Lang::En => " / ",
@@ -195,10 +171,7 @@ fn field_list(ctx: &Ctx, fields: &[usize], hits: &[Hit]) -> Reply {
     if items.is_empty() {
         return Reply::plain(ctx.t("field_empty", &[("field", &name)]));
     }
-    let heading = ctx.t(
-        "field_list",
-        &[("field", &name), ("count", &items.len().to_string())],
-    );
+    let heading = ctx.t("field_list", &[("field", &name), ("count", &items.len().to_string())]);
     let (text, more) = render::list(ctx, &heading, &items, 0, None);
     Reply { text, more }
 }
@@ -232,11 +205,7 @@ pub fn more(ctx: &Ctx, session: &mut Session) -> String {
     let Some(list) = session.more.take() else {
         return ctx.t("more_none", &[]);
     };
-    let items: Vec<Item> = list
-        .rest
-        .iter()
-        .filter_map(|key| render::resolve(ctx, key))
-        .collect();
+    let items: Vec<Item> = list.rest.iter().filter_map(|key| render::resolve(ctx, key)).collect();
     if items.is_empty() {
         return ctx.t("more_none", &[]);
     }

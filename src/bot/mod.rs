@@ -64,8 +64,7 @@ impl Identity {
     pub fn parse(s: &str) -> Option<Identity> {
         let (channel, id) = s.split_once(':')?;
         let known = matches!(channel, "console" | "telegram" | "wechat" | "web");
-        (known && !id.is_empty() && !id.chars().any(char::is_control))
-            .then(|| Identity(s.to_string()))
+        (known && !id.is_empty() && !id.chars().any(char::is_control)).then(|| Identity(s.to_string()))
     }
 
     pub fn console(name: &str) -> Identity {
@@ -190,11 +189,7 @@ impl Bot {
         let mut out = format!(
             "terms: {}
 ",
-            q.terms
-                .iter()
-                .map(|t| t.text.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
+            q.terms.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ")
         );
         for (f, _) in brain.index.fields_in(&q) {
             out.push_str(&format!(
@@ -253,17 +248,11 @@ impl Bot {
             timeout_secs: self.settings.dialog_timeout_secs,
         };
         let replies = match dialog::handle(&self.dialogs, &turn, &mut session, &msg.text) {
-            dialog::Outcome::Reply {
-                replies,
-                saved: true,
-            } => {
+            dialog::Outcome::Reply { replies, saved: true } => {
                 tracing::debug!("dialog completed");
                 return Ok(replies);
             }
-            dialog::Outcome::Reply {
-                replies,
-                saved: false,
-            } => {
+            dialog::Outcome::Reply { replies, saved: false } => {
                 session.more = None;
                 replies
             }
@@ -280,8 +269,7 @@ impl Bot {
         };
         if before.as_ref() != Some(&session) {
             session.updated_at = now.unix_timestamp();
-            self.store
-                .put_session(msg.identity.as_str(), Some(&session))?;
+            self.store.put_session(msg.identity.as_str(), Some(&session))?;
         }
         tracing::debug!(chars = msg.text.chars().count(), "answered");
         Ok(replies)

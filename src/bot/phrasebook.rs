@@ -115,12 +115,7 @@ pub fn placeholders(s: &str) -> Vec<&str> {
     while let Some(i) = rest.find('{') {
         let after = &rest[i + 1..];
         match after.find('}') {
-            Some(j)
-                if after[..j]
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && j > 0 =>
-            {
+            Some(j) if after[..j].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && j > 0 => {
                 out.push(&after[..j]);
                 rest = &after[j + 1..];
             }
@@ -180,9 +175,7 @@ impl Phrasebook {
         }
         for key in raw.text.keys() {
             if !TEXTS.iter().any(|(k, _)| k == key) {
-                problems.push(format!(
-                    "{name}: text `{key}` is not used by parkbot (a typo?)"
-                ));
+                problems.push(format!("{name}: text `{key}` is not used by parkbot (a typo?)"));
             }
         }
         let cal = &raw.calendar;
@@ -211,9 +204,7 @@ impl Phrasebook {
         }
         for key in raw.intents.keys() {
             if !INTENTS.contains(&key.as_str()) {
-                problems.push(format!(
-                    "{name}: intents `{key}` is not used by parkbot (a typo?)"
-                ));
+                problems.push(format!("{name}: intents `{key}` is not used by parkbot (a typo?)"));
             }
         }
         if !problems.is_empty() {
@@ -298,10 +289,7 @@ mod tests {
     fn problems_are_named() {
         let bad = crate::assets::BOT_TOML
             .replace("{field}领域的企业（共{count}家）", "{feild}领域的企业")
-            .replace(
-                "en = \"\"\"Sorry, I don't know",
-                "fr = \"\"\"Sorry, I don't know",
-            );
+            .replace("en = \"\"\"Sorry, I don't know", "fr = \"\"\"Sorry, I don't know");
         let problems = Phrasebook::parse("bot.toml", &bad).unwrap_err().join("\n");
         assert!(
             problems.contains("text `field_list`: unknown placeholder {feild}"),
@@ -315,9 +303,6 @@ mod tests {
 
     #[test]
     fn placeholders_are_found() {
-        assert_eq!(
-            placeholders("{a} and {b_c} but not { x } or {}"),
-            vec!["a", "b_c"]
-        );
+        assert_eq!(placeholders("{a} and {b_c} but not { x } or {}"), vec!["a", "b_c"]);
     }
 }

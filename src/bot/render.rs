@@ -27,11 +27,7 @@ pub fn enterprise(ctx: &Ctx, e: &Enterprise) -> String {
         .map(|f| f.name.get(l))
         .collect();
     if !fields.is_empty() {
-        lines.push(format!(
-            "{}{}",
-            ctx.t("label_field", &[]),
-            fields.join(sep(l))
-        ));
+        lines.push(format!("{}{}", ctx.t("label_field", &[]), fields.join(sep(l))));
     }
     if let Some(loc) = &e.location {
         lines.push(format!("{}{}", ctx.t("label_location", &[]), loc.get(l)));
@@ -98,10 +94,7 @@ fn signup_line(ctx: &Ctx, ev: &Event) -> String {
     }
     match ev.signup_closes_at {
         Some(c) if c.0 <= ctx.now => ctx.t("signup_closed", &[]),
-        Some(c) => ctx.t(
-            "signup_open_until",
-            &[("closes", &ctx.phrases.datetime(c.0, ctx.lang))],
-        ),
+        Some(c) => ctx.t("signup_open_until", &[("closes", &ctx.phrases.datetime(c.0, ctx.lang))]),
         None => ctx.t("signup_open", &[]),
     }
 }
@@ -121,9 +114,7 @@ fn sep(l: Lang) -> &'static str {
 fn short(s: &str, lang: Lang) -> String {
     let end = s
         .char_indices()
-        .find(|(i, c)| {
-            matches!(c, '。' | '；' | '！' | '？') || (*c == '.' && s[i + 1..].starts_with(' '))
-        })
+        .find(|(i, c)| matches!(c, '。' | '；' | '！' | '？') || (*c == '.' && s[i + 1..].starts_with(' ')))
         .map_or(s.len(), |(i, _)| i);
     let first = &s[..end];
     let limit = match lang {
@@ -173,10 +164,7 @@ pub fn line(ctx: &Ctx, item: Item) -> String {
         Item::Field(i) => {
             let f = &k.field[i];
             let count = field_count(ctx, f).to_string();
-            ctx.t(
-                "fields_item",
-                &[("field", f.name.get(l)), ("count", &count)],
-            )
+            ctx.t("fields_item", &[("field", f.name.get(l)), ("count", &count)])
         }
         Item::Faq(i) => short(k.faq[i].answer.get(l), l),
     }
@@ -199,11 +187,7 @@ pub fn resolve(ctx: &Ctx, key: &str) -> Option<Item> {
     let (kind, id) = key.split_once(':')?;
     match kind {
         "field" => k.field.iter().position(|x| x.id == id).map(Item::Field),
-        "enterprise" => k
-            .enterprise
-            .iter()
-            .position(|x| x.id == id)
-            .map(Item::Enterprise),
+        "enterprise" => k.enterprise.iter().position(|x| x.id == id).map(Item::Enterprise),
         "event" => k.event.iter().position(|x| x.id == id).map(Item::Event),
         "faq" => k.faq.iter().position(|x| x.id == id).map(Item::Faq),
         _ => None,

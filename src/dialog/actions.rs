@@ -11,9 +11,7 @@ use super::spec::{Action, Dialog, Source};
 use super::{Opt, Outcome, Turn};
 use crate::knowledge::{Event, Lang, Text};
 use crate::logging::mask_phone;
-use crate::store::{
-    CancelOutcome, DialogState, NewRegistration, RegisterOutcome, RegistrationStatus, Session,
-};
+use crate::store::{CancelOutcome, DialogState, NewRegistration, RegisterOutcome, RegistrationStatus, Session};
 
 /// Why an event cannot be signed up for now, as a refusal naming it.
 pub fn closed_reason(ev: &Event, now: time::OffsetDateTime) -> Option<&'static str> {
@@ -62,14 +60,10 @@ pub fn source_options(source: Source, turn: &Turn) -> Vec<Opt> {
             })
             .collect(),
         Source::MyRegistrations => {
-            let regs = turn
-                .ctx
-                .store
-                .user_registrations(turn.identity)
-                .unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "cannot read registrations");
-                    Vec::new()
-                });
+            let regs = turn.ctx.store.user_registrations(turn.identity).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot read registrations");
+                Vec::new()
+            });
             regs.into_iter()
                 .filter(|r| r.status != RegistrationStatus::Cancelled)
                 .map(|r| {
@@ -134,12 +128,7 @@ pub fn closed_named(source: Source, turn: &Turn, text: &str) -> Option<Refusal> 
     let k = &turn.ctx.brain.knowledge;
     let mut best: Option<(f32, &Event)> = None;
     for ev in &k.event {
-        let score = ev
-            .title
-            .all()
-            .iter()
-            .map(|t| name_match(text, t))
-            .fold(0f32, f32::max);
+        let score = ev.title.all().iter().map(|t| name_match(text, t)).fold(0f32, f32::max);
         if score >= 0.6 && best.is_none_or(|(s, _)| score > s) {
             best = Some((score, ev));
         }
@@ -172,13 +161,7 @@ pub fn complete(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) 
 }
 
 /// A dialog text with the saved values (labels where known) and `extra`.
-fn say(
-    dialog: &Dialog,
-    key: &str,
-    turn: &Turn,
-    ds: &DialogState,
-    extra: &[(&str, &str)],
-) -> String {
+fn say(dialog: &Dialog, key: &str, turn: &Turn, ds: &DialogState, extra: &[(&str, &str)]) -> String {
     let lang = turn.lang();
     let mut args: Vec<(String, String)> = ds
         .values
@@ -186,9 +169,7 @@ fn say(
         .map(|(k, v)| {
             (
                 k.clone(),
-                ds.labels
-                    .get(k)
-                    .map_or(v.clone(), |l| l.get(lang).to_string()),
+                ds.labels.get(k).map_or(v.clone(), |l| l.get(lang).to_string()),
             )
         })
         .collect();
@@ -201,12 +182,7 @@ fn value<'a>(ds: &'a DialogState, name: &str) -> &'a str {
     ds.values.get(name).map(String::as_str).unwrap_or("")
 }
 
-fn register(
-    dialog: &Dialog,
-    turn: &Turn,
-    ds: &DialogState,
-    ended: Session,
-) -> crate::store::Result<String> {
+fn register(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) -> crate::store::Result<String> {
     let lang = turn.lang();
     let Some(ev) = turn.ctx.brain.knowledge.event(value(ds, "event")) else {
         turn.ctx.store.put_session(turn.identity, Some(&ended))?;
@@ -250,43 +226,24 @@ fn register(
         }
         RegisterOutcome::Existing(r) => {
             let status = turn.ctx.phrases.t(status_key(r.status), lang, &[]);
-            say(
-                dialog,
-                "already",
-                turn,
-                ds,
-                &[("code", &r.code), ("status", &status)],
-            )
+            say(dialog, "already", turn, ds, &[("code", &r.code), ("status", &status)])
         }
     })
 }
 
-fn save_form(
-    dialog: &Dialog,
-    turn: &Turn,
-    ds: &DialogState,
-    ended: Session,
-) -> crate::store::Result<String> {
+fn save_form(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) -> crate::store::Result<String> {
     let form = dialog.form.as_deref().unwrap_or(&dialog.id);
     let values: BTreeMap<String, String> = ds.values.clone();
-    let seq = turn.ctx.store.save_form(
-        form,
-        turn.identity,
-        values,
-        turn.ctx.now.unix_timestamp(),
-        Some(ended),
-    )?;
+    let seq = turn
+        .ctx
+        .store
+        .save_form(form, turn.identity, values, turn.ctx.now.unix_timestamp(), Some(ended))?;
     let reference = format!("{seq:06}");
     tracing::info!(form, reference = %reference, "form saved");
     Ok(say(dialog, "saved", turn, ds, &[("ref", &reference)]))
 }
 
-fn cancel(
-    dialog: &Dialog,
-    turn: &Turn,
-    ds: &DialogState,
-    ended: Session,
-) -> crate::store::Result<String> {
+fn cancel(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) -> crate::store::Result<String> {
     let code = value(ds, "registration");
     let regs = turn.ctx.store.user_registrations(turn.identity)?;
     let event_id = regs
@@ -327,10 +284,7 @@ fn cancel(
         .store
         .cancel_registration(turn.identity, code, now, promoted, Some(ended))?
     {
-        CancelOutcome::Cancelled {
-            cancelled,
-            promoted,
-        } => {
+        CancelOutcome::Cancelled { cancelled, promoted } => {
             tracing::info!(event = %cancelled.event_id, code = %cancelled.code, promoted = ?promoted.as_ref().map(|p| &p.code), "registration cancelled");
             Ok(say(
                 dialog,

@@ -15,10 +15,7 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(key: &'static str) -> Refusal {
-        Refusal {
-            key,
-            args: Vec::new(),
-        }
+        Refusal { key, args: Vec::new() }
     }
 
     pub fn with(mut self, name: &'static str, value: impl ToString) -> Refusal {
@@ -56,8 +53,7 @@ pub fn phone(answer: &str) -> Result<String, Refusal> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Refusal::new("input_bad_phone"));
     }
-    let mainland =
-        |d: &str| d.len() == 11 && d.starts_with('1') && matches!(d.as_bytes()[1], b'3'..=b'9');
+    let mainland = |d: &str| d.len() == 11 && d.starts_with('1') && matches!(d.as_bytes()[1], b'3'..=b'9');
     if !plus {
         return if mainland(digits) {
             Ok(digits.to_string())
@@ -109,11 +105,7 @@ pub fn number(answer: &str, min: i64, max: i64) -> Result<String, Refusal> {
         .take_while(|c| c.is_ascii_digit() || *c == ',')
         .filter(|c| *c != ',')
         .collect();
-    let bad = || {
-        Refusal::new("input_bad_number")
-            .with("min", min)
-            .with("max", max)
-    };
+    let bad = || Refusal::new("input_bad_number").with("min", min).with("max", max);
     let n: i64 = digits.parse().map_err(|_| bad())?;
     if n < min || n > max {
         return Err(bad());
@@ -124,9 +116,7 @@ pub fn number(answer: &str, min: i64, max: i64) -> Result<String, Refusal> {
 /// An option's number in a list of `count` (1-based), if the answer is one.
 pub fn option_number(answer: &str, count: usize) -> Option<Result<usize, Refusal>> {
     let norm: String = answer.nfkc().filter(|c| !c.is_whitespace()).collect();
-    let norm = norm
-        .trim_end_matches(['.', '。', '号'])
-        .trim_start_matches(['第', '#']);
+    let norm = norm.trim_end_matches(['.', '。', '号']).trim_start_matches(['第', '#']);
     let n: usize = norm.parse().ok()?;
     Some(if (1..=count).contains(&n) {
         Ok(n - 1)
@@ -145,29 +135,17 @@ pub fn name_match(answer: &str, label: &str) -> f32 {
     if l.contains(&a) || a.contains(&l) {
         return 1.0;
     }
-    let label_terms: Vec<String> = terms(&normalize(label), false)
-        .into_iter()
-        .map(|t| t.text)
-        .collect();
-    let answer_terms: Vec<String> = terms(&normalize(answer), false)
-        .into_iter()
-        .map(|t| t.text)
-        .collect();
+    let label_terms: Vec<String> = terms(&normalize(label), false).into_iter().map(|t| t.text).collect();
+    let answer_terms: Vec<String> = terms(&normalize(answer), false).into_iter().map(|t| t.text).collect();
     if answer_terms.is_empty() {
         return 0.0;
     }
-    let hits = answer_terms
-        .iter()
-        .filter(|t| label_terms.contains(t))
-        .count();
+    let hits = answer_terms.iter().filter(|t| label_terms.contains(t)).count();
     hits as f32 / answer_terms.len() as f32
 }
 
 fn compact(s: &str) -> String {
-    normalize(s)
-        .chars()
-        .filter(|c| c.is_alphanumeric())
-        .collect()
+    normalize(s).chars().filter(|c| c.is_alphanumeric()).collect()
 }
 
 #[cfg(test)]
@@ -198,10 +176,7 @@ mod tests {
     fn texts_and_numbers() {
         assert_eq!(text("  张   三 ", 2, 30).unwrap(), "张 三");
         assert_eq!(text("张", 2, 30).unwrap_err().key, "input_too_short");
-        assert_eq!(
-            text(&"x".repeat(31), 2, 30).unwrap_err().key,
-            "input_too_long"
-        );
+        assert_eq!(text(&"x".repeat(31), 2, 30).unwrap_err().key, "input_too_long");
         assert_eq!(number("约200平米", 10, 10000).unwrap(), "200");
         assert_eq!(number("1,500", 10, 10000).unwrap(), "1500");
         assert!(number("5", 10, 10000).is_err());

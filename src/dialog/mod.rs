@@ -37,10 +37,7 @@ impl Dialogs {
             match parse(name, text) {
                 Ok(d) => {
                     if let Some(other) = list.iter().find(|o| o.id == d.id) {
-                        problems.push(format!(
-                            "{name}: dialog id `{}` is also used by {}",
-                            d.id, other.file
-                        ));
+                        problems.push(format!("{name}: dialog id `{}` is also used by {}", d.id, other.file));
                     }
                     list.push(d);
                 }
@@ -57,11 +54,9 @@ impl Dialogs {
     /// Whether `text` is a `link:value` message of one of the dialogs (a
     /// deep link or QR scene: no language of its own).
     pub fn is_link(&self, text: &str) -> bool {
-        text.trim().split_once(':').is_some_and(|(l, _)| {
-            self.list
-                .iter()
-                .any(|d| d.link.as_deref() == Some(l.trim()))
-        })
+        text.trim()
+            .split_once(':')
+            .is_some_and(|(l, _)| self.list.iter().any(|d| d.link.as_deref() == Some(l.trim())))
     }
 
     fn get(&self, id: &str) -> Option<&Dialog> {
@@ -134,18 +129,10 @@ pub fn handle(dialogs: &Dialogs, turn: &Turn, session: &mut Session, text: &str)
 /// The dialog a message starts, and what it may answer in advance: a
 /// `link:value` message, or the rest of a message around a trigger phrase
 /// (the longest trigger of any dialog wins).
-fn find_start<'a>(
-    dialogs: &'a Dialogs,
-    q: &Query,
-    text: &str,
-) -> Option<(&'a Dialog, Option<String>)> {
+fn find_start<'a>(dialogs: &'a Dialogs, q: &Query, text: &str) -> Option<(&'a Dialog, Option<String>)> {
     let t = text.trim();
     if let Some((link, value)) = t.split_once(':') {
-        if let Some(d) = dialogs
-            .list
-            .iter()
-            .find(|d| d.link.as_deref() == Some(link.trim()))
-        {
+        if let Some(d) = dialogs.list.iter().find(|d| d.link.as_deref() == Some(link.trim())) {
             return Some((d, Some(format!("={}", value.trim()))));
         }
     }
@@ -158,12 +145,7 @@ fn find_start<'a>(
         }
     }
     let (d, (a, b)) = best?;
-    let rest: String = q
-        .norm
-        .chars()
-        .take(a)
-        .chain(q.norm.chars().skip(b))
-        .collect();
+    let rest: String = q.norm.chars().take(a).chain(q.norm.chars().skip(b)).collect();
     let rest = rest.trim().to_string();
     Some((d, (!rest.is_empty()).then_some(rest)))
 }
@@ -252,13 +234,7 @@ fn back(dialog: &Dialog, turn: &Turn, session: &mut Session, mut ds: DialogState
     enter(dialog, turn, session, ds, state, None)
 }
 
-fn answer(
-    dialog: &Dialog,
-    turn: &Turn,
-    session: &mut Session,
-    mut ds: DialogState,
-    text: &str,
-) -> Outcome {
+fn answer(dialog: &Dialog, turn: &Turn, session: &mut Session, mut ds: DialogState, text: &str) -> Outcome {
     let Some(state) = dialog.state(&ds.state) else {
         session.dialog = None; // the state was removed from the file
         return Outcome::NotMine;
@@ -349,9 +325,7 @@ fn prompt(st: &State, turn: &Turn, ds: &DialogState, options: Option<&[Opt]>) ->
         .map(|(k, v)| {
             (
                 k.clone(),
-                ds.labels
-                    .get(k)
-                    .map_or(v.clone(), |l| l.get(lang).to_string()),
+                ds.labels.get(k).map_or(v.clone(), |l| l.get(lang).to_string()),
             )
         })
         .collect();
@@ -409,33 +383,19 @@ fn read(st: &State, turn: &Turn, text: &str, shown: &[String], preset: bool) -> 
     }
 }
 
-fn read_choice(
-    st: &State,
-    choices: &Choices,
-    turn: &Turn,
-    text: &str,
-    shown: &[String],
-    preset: bool,
-) -> Read {
+fn read_choice(st: &State, choices: &Choices, turn: &Turn, text: &str, shown: &[String], preset: bool) -> Read {
     let opts = options(st, turn).unwrap_or_default();
     // A number refers to the list as it was shown.
     if !preset && let Some(n) = input::option_number(text, shown.len().max(opts.len())) {
         return match n {
             Ok(i) => {
-                let value = shown
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| opts[i].value.clone());
+                let value = shown.get(i).cloned().unwrap_or_else(|| opts[i].value.clone());
                 match opts.iter().find(|o| o.value == value) {
                     Some(o) => Read::Value(o.value.clone(), Some(o.label.clone())),
                     // Shown, but no longer on offer (an event closed meanwhile).
                     None => match choices {
-                        Choices::From { source, .. } => {
-                            Read::Refused(actions::why_not(*source, turn, &value))
-                        }
-                        Choices::Fixed(_) => Read::Unclear(
-                            Refusal::new("input_bad_choice").with("count", opts.len()),
-                        ),
+                        Choices::From { source, .. } => Read::Refused(actions::why_not(*source, turn, &value)),
+                        Choices::Fixed(_) => Read::Unclear(Refusal::new("input_bad_choice").with("count", opts.len())),
                     },
                 }
             }
@@ -447,9 +407,7 @@ fn read_choice(
             Some(o) => Read::Value(o.value.clone(), Some(o.label.clone())),
             None => match choices {
                 Choices::From { source, .. } => Read::Refused(actions::why_not(*source, turn, id)),
-                Choices::Fixed(_) => {
-                    Read::Unclear(Refusal::new("input_bad_choice").with("count", opts.len()))
-                }
+                Choices::Fixed(_) => Read::Unclear(Refusal::new("input_bad_choice").with("count", opts.len())),
             },
         };
     }

@@ -228,17 +228,12 @@ impl Dialog {
     /// A text of the dialog file (checked at load to exist).
     pub fn text(&self, key: &str) -> &Text {
         static EMPTY: std::sync::OnceLock<Text> = std::sync::OnceLock::new();
-        self.texts
-            .get(key)
-            .unwrap_or_else(|| EMPTY.get_or_init(Text::default))
+        self.texts.get(key).unwrap_or_else(|| EMPTY.get_or_init(Text::default))
     }
 
     /// Saved names in state order.
     pub fn saved_names(&self) -> Vec<&str> {
-        self.states
-            .iter()
-            .filter_map(|s| s.save.as_deref())
-            .collect()
+        self.states.iter().filter_map(|s| s.save.as_deref()).collect()
     }
 }
 
@@ -291,42 +286,27 @@ pub fn parse(file: &str, text: &str) -> Result<Dialog, Vec<String>> {
                 let known: Vec<&str> = raw.states.iter().map(|s| s.get_ref().id.as_str()).collect();
                 p.at(
                     at,
-                    format!(
-                        "{what} names unknown state `{id}` (states: {})",
-                        known.join(", ")
-                    ),
+                    format!("{what} names unknown state `{id}` (states: {})", known.join(", ")),
                 );
                 usize::MAX
             }
         }
     };
-    if d.id.is_empty()
-        || !d
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if d.id.is_empty() || !d.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         p.at(
             dialog_at,
             format!("dialog id `{}` must be letters, digits, '_' or '-'", d.id),
         );
     }
     let start = find(&mut p, dialog_at, &d.start, "`start`");
-    let preset = d
-        .preset
-        .as_deref()
-        .map(|s| find(&mut p, dialog_at, s, "`preset`"));
+    let preset = d.preset.as_deref().map(|s| find(&mut p, dialog_at, s, "`preset`"));
     let action = match Action::ALL.iter().find(|(n, _)| *n == d.action) {
         Some((_, a)) => *a,
         None => {
             let known: Vec<&str> = Action::ALL.iter().map(|(n, _)| *n).collect();
             p.at(
                 dialog_at,
-                format!(
-                    "unknown action `{}` (parkbot has: {})",
-                    d.action,
-                    known.join(", ")
-                ),
+                format!("unknown action `{}` (parkbot has: {})", d.action, known.join(", ")),
             );
             return Err(p.list);
         }
@@ -346,17 +326,10 @@ pub fn parse(file: &str, text: &str) -> Result<Dialog, Vec<String>> {
     let mut seen = BTreeSet::new();
     for s in &raw.states {
         if !seen.insert(s.get_ref().id.as_str()) {
-            p.at(
-                Some(s.span().start),
-                format!("duplicate state id `{}`", s.get_ref().id),
-            );
+            p.at(Some(s.span().start), format!("duplicate state id `{}`", s.get_ref().id));
         }
     }
-    let saved: BTreeSet<String> = raw
-        .states
-        .iter()
-        .filter_map(|s| s.get_ref().save.clone())
-        .collect();
+    let saved: BTreeSet<String> = raw.states.iter().filter_map(|s| s.get_ref().save.clone()).collect();
     let mut states = Vec::new();
     for s in &raw.states {
         states.push(build_state(&mut p, s, &find, &saved));
@@ -400,7 +373,10 @@ pub fn parse(file: &str, text: &str) -> Result<Dialog, Vec<String>> {
         .iter()
         .any(|s| matches!(s.input, Some(Input::Choice(Choices::From { .. }))));
     if uses_source && !raw.texts.contains_key("none") {
-        p.at(dialog_at, "a choice from a data source needs the text `none` (said when there is nothing to choose)".into());
+        p.at(
+            dialog_at,
+            "a choice from a data source needs the text `none` (said when there is nothing to choose)".into(),
+        );
     }
     check_graph(&mut p, &raw.states, &states, start);
     if !p.list.is_empty() {
@@ -415,21 +391,12 @@ pub fn parse(file: &str, text: &str) -> Result<Dialog, Vec<String>> {
         preset,
         link: d.link,
         form: d.form,
-        texts: raw
-            .texts
-            .into_iter()
-            .map(|(k, v)| (k, v.into_inner()))
-            .collect(),
+        texts: raw.texts.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
         states,
     })
 }
 
-fn build_state(
-    p: &mut Problems,
-    s: &Spanned<RawState>,
-    find: &FindState,
-    saved: &BTreeSet<String>,
-) -> State {
+fn build_state(p: &mut Problems, s: &Spanned<RawState>, find: &FindState, saved: &BTreeSet<String>) -> State {
     let at = Some(s.span().start);
     let r = s.get_ref();
     let what = format!("state `{}`", r.id);
@@ -443,20 +410,14 @@ fn build_state(
         Some(RawNext::Branches(list)) => list
             .iter()
             .map(|b| Branch {
-                cond: b
-                    .cond
-                    .as_deref()
-                    .and_then(|c| parse_cond(p, at, &what, c, saved)),
+                cond: b.cond.as_deref().and_then(|c| parse_cond(p, at, &what, c, saved)),
                 goto: find(p, at, &b.goto, &format!("{what}: `goto`")),
             })
             .collect(),
     };
     if r.is_final {
         if r.input.is_some() || r.next.is_some() {
-            p.at(
-                at,
-                format!("{what} is final: it takes no `input` and no `next`"),
-            );
+            p.at(at, format!("{what} is final: it takes no `input` and no `next`"));
         }
     } else {
         if r.input.is_none() {
@@ -482,15 +443,8 @@ fn build_state(
     let mut allowed: Vec<&str> = saved.iter().map(String::as_str).collect();
     if is_choice {
         allowed.push("choices");
-        if !prompt
-            .all()
-            .iter()
-            .all(|t| placeholders(t).contains(&"choices"))
-        {
-            p.at(
-                at,
-                format!("{what}: the prompt of a choice must show {{choices}}"),
-            );
+        if !prompt.all().iter().all(|t| placeholders(t).contains(&"choices")) {
+            p.at(at, format!("{what}: the prompt of a choice must show {{choices}}"));
         }
     }
     let mut found = Vec::new();
@@ -559,25 +513,16 @@ fn build_input(p: &mut Problems, at: Option<usize>, what: &str, i: &RawInput) ->
                 },
                 (None, Some(opts)) if !opts.is_empty() => {
                     for o in opts {
-                        check_text(
-                            &format!("{what}: option `{}`", o.value),
-                            &o.label,
-                            &[],
-                            &mut found,
-                        );
+                        check_text(&format!("{what}: option `{}`", o.value), &o.label, &[], &mut found);
                     }
                     Input::Choice(Choices::Fixed(
-                        opts.iter()
-                            .map(|o| (o.value.clone(), o.label.clone()))
-                            .collect(),
+                        opts.iter().map(|o| (o.value.clone(), o.label.clone())).collect(),
                     ))
                 }
                 _ => {
                     p.at(
                         at,
-                        format!(
-                            "{what}: a choice needs either `source` or a non-empty `options` list"
-                        ),
+                        format!("{what}: a choice needs either `source` or a non-empty `options` list"),
                     );
                     return None;
                 }
@@ -597,13 +542,7 @@ fn build_input(p: &mut Problems, at: Option<usize>, what: &str, i: &RawInput) ->
     })
 }
 
-fn parse_cond(
-    p: &mut Problems,
-    at: Option<usize>,
-    what: &str,
-    c: &str,
-    saved: &BTreeSet<String>,
-) -> Option<Cond> {
+fn parse_cond(p: &mut Problems, at: Option<usize>, what: &str, c: &str, saved: &BTreeSet<String>) -> Option<Cond> {
     let (name, value, negated) = if let Some((n, v)) = c.split_once("!=") {
         (n, v, true)
     } else if let Some((n, v)) = c.split_once('=') {
@@ -652,11 +591,7 @@ fn check_graph(p: &mut Problems, raw: &[Spanned<RawState>], states: &[State], st
             );
         }
     }
-    if !states
-        .iter()
-        .enumerate()
-        .any(|(i, s)| s.is_final && reached[i])
-    {
+    if !states.iter().enumerate().any(|(i, s)| s.is_final && reached[i]) {
         p.at(
             None,
             "no final state (`final = true`) can be reached: the dialog never completes".into(),

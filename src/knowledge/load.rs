@@ -42,9 +42,7 @@ pub struct ParsedFile {
 
 impl ParsedFile {
     fn line(&self, kind: &'static str, index: usize) -> Option<usize> {
-        self.lines
-            .get(kind)
-            .and_then(|l| l.get(index).copied().flatten())
+        self.lines.get(kind).and_then(|l| l.get(index).copied().flatten())
     }
 }
 
@@ -108,20 +106,14 @@ pub fn parse_str(name: &str, text: &str, json: bool) -> Result<ParsedFile, Knowl
         ..Default::default()
     };
     if json {
-        let k: Knowledge = serde_json::from_str(text)
-            .map_err(|e| err(Some(e.line()), strip_position(&e.to_string())))?;
+        let k: Knowledge =
+            serde_json::from_str(text).map_err(|e| err(Some(e.line()), strip_position(&e.to_string())))?;
         // JSON gives no spans: find where each record's id is written.
         let lines = Lines::new(text);
         let mut positions = json_id_positions(text);
         let kinds = [
-            (
-                "field",
-                k.field.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
-            ),
-            (
-                "enterprise",
-                k.enterprise.iter().map(|x| x.id.as_str()).collect(),
-            ),
+            ("field", k.field.iter().map(|x| x.id.as_str()).collect::<Vec<_>>()),
+            ("enterprise", k.enterprise.iter().map(|x| x.id.as_str()).collect()),
             ("event", k.event.iter().map(|x| x.id.as_str()).collect()),
             ("faq", k.faq.iter().map(|x| x.id.as_str()).collect()),
         ];
@@ -213,14 +205,9 @@ impl Checker<'_> {
 
     fn id(&mut self, at: (&'static str, usize, &str)) {
         if !valid_id(at.2) {
-            self.problem(
-                at,
-                "field `id` must be lowercase letters, digits and '-'".into(),
-            );
+            self.problem(at, "field `id` must be lowercase letters, digits and '-'".into());
         }
-        let previous = self
-            .seen
-            .insert((at.0, at.2.to_string()), self.file.name.clone());
+        let previous = self.seen.insert((at.0, at.2.to_string()), self.file.name.clone());
         if let Some(first) = previous {
             self.problem(at, format!("duplicate id (also defined in {first})"));
         }
@@ -299,11 +286,7 @@ pub fn validate_references(
         merged.event.extend(k.event);
         merged.faq.extend(k.faq);
     }
-    if errors.is_empty() {
-        Ok(merged)
-    } else {
-        Err(errors)
-    }
+    if errors.is_empty() { Ok(merged) } else { Err(errors) }
 }
 
 #[cfg(test)]
@@ -338,10 +321,7 @@ starts_at = "2026-12-18T09:30:00+08:00"
     #[test]
     fn good_file_loads() {
         let k = check(GOOD, false).unwrap();
-        assert_eq!(
-            (k.field.len(), k.enterprise.len(), k.event.len()),
-            (1, 1, 1)
-        );
+        assert_eq!((k.field.len(), k.enterprise.len(), k.event.len()), (1, 1, 1));
         assert!(k.event[0].signup);
     }
 
@@ -354,9 +334,7 @@ starts_at = "2026-12-18T09:30:00+08:00"
 
     #[test]
     fn duplicate_id_is_found() {
-        let e = first_error(&format!(
-            "{GOOD}\n[[field]]\nid = \"vfx\"\nname = \"again\"\n"
-        ));
+        let e = first_error(&format!("{GOOD}\n[[field]]\nid = \"vfx\"\nname = \"again\"\n"));
         assert!(e.contains("field `vfx`: duplicate id"), "{e}");
         assert!(e.starts_with("k.toml:16:"), "{e}");
     }

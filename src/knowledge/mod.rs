@@ -23,11 +23,7 @@ pub enum Lang {
 impl Lang {
     /// Chinese when the text holds a Han character, English otherwise.
     pub fn detect(text: &str) -> Lang {
-        if text.chars().any(is_han) {
-            Lang::Zh
-        } else {
-            Lang::En
-        }
+        if text.chars().any(is_han) { Lang::Zh } else { Lang::En }
     }
 
     /// Like [`Lang::detect`], but a message with no letters at all (a
@@ -114,9 +110,7 @@ impl Timestamp {
     pub fn parse(s: &str) -> Result<Timestamp, String> {
         OffsetDateTime::parse(s.trim(), &Rfc3339)
             .map(Timestamp)
-            .map_err(|e| {
-                format!("{s:?} is not an RFC 3339 timestamp like 2026-12-18T09:30:00+08:00 ({e})")
-            })
+            .map_err(|e| format!("{s:?} is not an RFC 3339 timestamp like 2026-12-18T09:30:00+08:00 ({e})"))
     }
 
     pub fn unix(&self) -> i64 {
@@ -286,10 +280,7 @@ mod tests {
     #[test]
     fn timestamps_keep_their_offset() {
         let t = Timestamp::parse("2026-12-18T09:30:00+08:00").unwrap();
-        assert_eq!(
-            serde_json::to_string(&t).unwrap(),
-            "\"2026-12-18T09:30:00+08:00\""
-        );
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2026-12-18T09:30:00+08:00\"");
         assert!(Timestamp::parse("2026-12-18 09:30").is_err());
     }
 }

@@ -126,17 +126,9 @@ impl PhraseSet {
     /// Whether the whole question is one of the phrases (give or take
     /// punctuation and spaces).
     pub fn is_whole(&self, q: &Query) -> bool {
-        let bare: String = q
-            .norm
-            .chars()
-            .filter(|c| c.is_alphanumeric() || *c == '/')
-            .collect();
+        let bare: String = q.norm.chars().filter(|c| c.is_alphanumeric() || *c == '/').collect();
         self.0.iter().any(|p| {
-            let pb: String = p
-                .norm
-                .chars()
-                .filter(|c| c.is_alphanumeric() || *c == '/')
-                .collect();
+            let pb: String = p.norm.chars().filter(|c| c.is_alphanumeric() || *c == '/').collect();
             !pb.is_empty() && pb == bare
         })
     }
@@ -304,15 +296,11 @@ impl Index {
         };
         fill(&mut b);
         for (term, (tf, zones)) in b.tf {
-            if zones & NAME != 0 && term.len() >= 4 && term.bytes().all(|c| c.is_ascii_alphabetic())
-            {
+            if zones & NAME != 0 && term.len() >= 4 && term.bytes().all(|c| c.is_ascii_alphabetic()) {
                 let first = term.chars().next().unwrap_or(' ');
                 self.fuzzy.entry(first).or_default().push(term.clone());
             }
-            self.postings
-                .entry(term)
-                .or_default()
-                .push(Posting { doc, tf, zones });
+            self.postings.entry(term).or_default().push(Posting { doc, tf, zones });
         }
         self.docs.push(Doc {
             item,
@@ -462,11 +450,9 @@ impl Index {
     fn tag_in(&self, d: &Doc, q: &Query) -> bool {
         d.tags.iter().any(|tag| {
             !tag.find(q).is_empty()
-                && terms(&tag.norm, false).iter().any(|t| {
-                    self.postings
-                        .get(&t.text)
-                        .is_some_and(|p| self.idf(p.len()) >= MIN_IDF)
-                })
+                && terms(&tag.norm, false)
+                    .iter()
+                    .any(|t| self.postings.get(&t.text).is_some_and(|p| self.idf(p.len()) >= MIN_IDF))
         })
     }
 
@@ -517,11 +503,7 @@ questions = ["停车收费吗？", "How much is parking?"]
 answer = { zh = "每次10元", en = "10 yuan per entry" }
 tags = ["停车", "parking"]
 "#;
-        validate_references(
-            vec![parse_str("t.toml", text, false).unwrap()],
-            &Default::default(),
-        )
-        .unwrap()
+        validate_references(vec![parse_str("t.toml", text, false).unwrap()], &Default::default()).unwrap()
     }
 
     fn top(index: &Index, q: &str) -> Option<Hit> {
@@ -532,10 +514,7 @@ tags = ["停车", "parking"]
     fn names_rank_first_in_both_languages() {
         let idx = Index::build(&kb());
         assert_eq!(top(&idx, "光梭怎么样").unwrap().item, Item::Enterprise(0));
-        assert_eq!(
-            top(&idx, "tell me about dengyu").unwrap().item,
-            Item::Enterprise(1)
-        );
+        assert_eq!(top(&idx, "tell me about dengyu").unwrap().item, Item::Enterprise(1));
         assert_eq!(top(&idx, "停车贵吗").unwrap().item, Item::Faq(0));
     }
 

@@ -143,13 +143,12 @@ const EN_STOP: &[&str] = &[
 
 /// Characters that carry no meaning on their own in a question; a bigram
 /// holding one of them is dropped.
-const ZH_STOP_CHARS: &str =
-    "的了吗呢吧啊呀嘛么哪谁是在和与或及这那个您你我他她它们请哦呗都也还就吗么";
+const ZH_STOP_CHARS: &str = "的了吗呢吧啊呀嘛么哪谁是在和与或及这那个您你我他她它们请哦呗都也还就吗么";
 
 const ZH_STOP_BIGRAMS: &[&str] = &[
-    "什么", "怎么", "怎样", "多少", "有没", "没有", "可以", "一下", "请问", "公司", "企业", "哪些",
-    "如何", "为什", "有什", "能不", "不能", "是否", "介绍", "知道", "告诉", "主要", "一些", "需要",
-    "应该", "想要", "一个", "现在", "园区",
+    "什么", "怎么", "怎样", "多少", "有没", "没有", "可以", "一下", "请问", "公司", "企业", "哪些", "如何", "为什",
+    "有什", "能不", "不能", "是否", "介绍", "知道", "告诉", "主要", "一些", "需要", "应该", "想要", "一个", "现在",
+    "园区",
 ];
 
 pub fn is_stop_en(word: &str) -> bool {
@@ -169,12 +168,7 @@ pub fn stem(word: &str) -> String {
         w.push('y');
     } else if n > 4 && w.ends_with("sses") {
         w.truncate(n - 2);
-    } else if n > 3
-        && w.ends_with('s')
-        && !w.ends_with("ss")
-        && !w.ends_with("us")
-        && !w.ends_with("is")
-    {
+    } else if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
         w.truncate(n - 1);
     }
     let n = w.len();
@@ -213,11 +207,7 @@ pub fn terms(norm: &str, keep_stops: bool) -> Vec<Term> {
         } else if c.is_alphanumeric() {
             let start = i;
             let digit = c.is_numeric();
-            while i < chars.len()
-                && chars[i].is_alphanumeric()
-                && !is_han(chars[i])
-                && chars[i].is_numeric() == digit
-            {
+            while i < chars.len() && chars[i].is_alphanumeric() && !is_han(chars[i]) && chars[i].is_numeric() == digit {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
@@ -302,10 +292,7 @@ mod tests {
     use super::*;
 
     fn texts(s: &str) -> Vec<String> {
-        terms(&normalize(s), false)
-            .into_iter()
-            .map(|t| t.text)
-            .collect()
+        terms(&normalize(s), false).into_iter().map(|t| t.text).collect()
     }
 
     #[test]

@@ -60,11 +60,8 @@ impl Committer {
             .ok_or("the store is closing")?
             .send(Request { job, done })
             .map_err(|_| "the commit thread has stopped".to_string())?;
-        wait.recv()
-            .map_err(|_| "the commit thread has stopped".to_string())??;
-        value_rx
-            .recv()
-            .map_err(|_| "a write produced no value".to_string())
+        wait.recv().map_err(|_| "the commit thread has stopped".to_string())??;
+        value_rx.recv().map_err(|_| "a write produced no value".to_string())
     }
 }
 

@@ -50,8 +50,11 @@ const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("identity_se
 /// code → Registration
 const REGISTRATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("code_registration");
 /// (event id, sequence) → code: registrations of an event in sign-up order
-const EVENT_REGISTRATIONS: TableDefinition<(&str, u64), &str> =
-    TableDefinition::new("eventid_seq_code");
+const EVENT_REGISTRATIONS: TableDefinition<(&str, u64), &str> = TableDefinition::new("eventid_seq_code");
+/// event id → EventCounts: seats taken and the waiting list's length
+const EVENT_COUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("eventid_counts");
+/// (event id, sequence) → code: the waiting list of an event, in order
+const EVENT_WAITLIST: TableDefinition<(&str, u64), &str> = TableDefinition::new("eventid_seq_waitlisted");
 /// (identity, code) → (): an identity's registrations
 const USER_REGISTRATIONS: TableDefinition<(&str, &str), ()> = TableDefinition::new("identity_code");
 /// identity → Subscriber
@@ -72,11 +75,7 @@ pub enum StoreError {
         "the store {path} has schema version {found}, but this parkbot understands versions up to {supported}: \
          use a newer parkbot, or a backup made by this version"
     )]
-    NewerSchema {
-        path: PathBuf,
-        found: u64,
-        supported: u64,
-    },
+    NewerSchema { path: PathBuf, found: u64, supported: u64 },
     #[error("the store {path} is not a parkbot store ({detail})")]
     NotAStore { path: PathBuf, detail: String },
     #[error("store {path}: {detail}")]
@@ -175,14 +174,15 @@ impl Store {
             w.open_table(SESSIONS).map_err(|e| self.err(e))?;
             w.open_table(REGISTRATIONS).map_err(|e| self.err(e))?;
             w.open_table(EVENT_REGISTRATIONS).map_err(|e| self.err(e))?;
+            w.open_table(EVENT_COUNTS).map_err(|e| self.err(e))?;
+            w.open_table(EVENT_WAITLIST).map_err(|e| self.err(e))?;
             w.open_table(USER_REGISTRATIONS).map_err(|e| self.err(e))?;
             w.open_table(SUBSCRIBERS).map_err(|e| self.err(e))?;
             w.open_table(FORMS).map_err(|e| self.err(e))?;
             w.open_table(OUTBOX).map_err(|e| self.err(e))?;
             let mut meta = w.open_table(META).map_err(|e| self.err(e))?;
             if found.is_none() {
-                meta.insert("schema_version", SCHEMA_VERSION)
-                    .map_err(|e| self.err(e))?;
+                meta.insert("schema_version", SCHEMA_VERSION).map_err(|e| self.err(e))?;
             }
         }
         w.commit().map_err(|e| self.err(e))
@@ -285,8 +285,7 @@ impl Store {
                 &mut stats,
             )?;
             let mut meta = w.open_table(META).map_err(|e| self.err(e))?;
-            meta.insert("knowledge_loaded", 1)
-                .map_err(|e| self.err(e))?;
+            meta.insert("knowledge_loaded", 1).map_err(|e| self.err(e))?;
         }
         w.commit().map_err(|e| self.err(e))?;
         Ok(stats)
@@ -303,8 +302,7 @@ impl Store {
         let mut t = w.open_table(def).map_err(|e| self.err(e))?;
         if let Some(keep) = keep_only {
             let before = t.len().map_err(|e| self.err(e))?;
-            t.retain(|id, _| keep.contains(id))
-                .map_err(|e| self.err(e))?;
+            t.retain(|id, _| keep.contains(id)).map_err(|e| self.err(e))?;
             stats.removed += (before - t.len().map_err(|e| self.err(e))?) as usize;
         }
         for (id, item) in items {
@@ -363,20 +361,12 @@ impl Store {
     /// Confirmed registrations of an event.
     pub fn confirmed_count(&self, event_id: &str) -> Result<u32> {
         let r = self.db.begin_read().map_err(|e| self.err(e))?;
-        let by_event = r.open_table(EVENT_REGISTRATIONS).map_err(|e| self.err(e))?;
-        let regs = r.open_table(REGISTRATIONS).map_err(|e| self.err(e))?;
-        let mut n = 0;
-        for row in by_event
-            .range((event_id, 0)..=(event_id, u64::MAX))
-            .map_err(|e| self.err(e))?
-        {
-            let (_, code) = row.map_err(|e| self.err(e))?;
-            if let Some(v) = regs.get(code.value()).map_err(|e| self.err(e))? {
-                let reg: Registration = self.decode(v.value(), "registration")?;
-                n += u32::from(reg.status == RegistrationStatus::Confirmed);
-            }
-        }
-        Ok(n)
+        let t = r.open_table(EVENT_COUNTS).map_err(|e| self.err(e))?;
+        let counts: EventCounts = match t.get(event_id).map_err(|e| self.err(e))? {
+            Some(v) => self.decode(v.value(), "event counts")?,
+            None => EventCounts::default(),
+        };
+        Ok(counts.confirmed as u32)
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8], what: &'static str) -> Result<T> {
@@ -405,14 +395,10 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     match e {
-        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => {
-            StoreError::Locked {
-                path: path.to_path_buf(),
-            }
-        }
-        redb::DatabaseError::Storage(redb::StorageError::Io(io))
-            if io.kind() != std::io::ErrorKind::InvalidData =>
-        {
+        redb::DatabaseError::DatabaseAlreadyOpen | redb::DatabaseError::LockProtocolMismatch => StoreError::Locked {
+            path: path.to_path_buf(),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() != std::io::ErrorKind::InvalidData => {
             StoreError::Io {
                 path: path.to_path_buf(),
                 detail: io.to_string(),
@@ -434,8 +420,7 @@ fn migrate(store: &Store, from: u64) -> Result<()> {
         let w = store.db.begin_write().map_err(|e| store.err(e))?;
         {
             let mut meta = w.open_table(META).map_err(|e| store.err(e))?;
-            meta.insert("schema_version", version + 1)
-                .map_err(|e| store.err(e))?;
+            meta.insert("schema_version", version + 1).map_err(|e| store.err(e))?;
         }
         w.commit().map_err(|e| store.err(e))?;
     }
@@ -460,11 +445,7 @@ fields = ["vfx"]
 id = "b"
 name = "B"
 "#;
-        validate_references(
-            vec![parse_str("s.toml", text, false).unwrap()],
-            &HashSet::new(),
-        )
-        .unwrap()
+        validate_references(vec![parse_str("s.toml", text, false).unwrap()], &HashSet::new()).unwrap()
     }
 
     #[test]
@@ -497,23 +478,14 @@ name = "B"
         {
             let db = Database::create(&path).unwrap();
             let w = db.begin_write().unwrap();
-            w.open_table(META)
-                .unwrap()
-                .insert("schema_version", 99)
-                .unwrap();
+            w.open_table(META).unwrap().insert("schema_version", 99).unwrap();
             w.commit().unwrap();
         }
         let e = Store::open(&path).unwrap_err();
-        assert!(
-            matches!(e, StoreError::NewerSchema { found: 99, .. }),
-            "{e}"
-        );
+        assert!(matches!(e, StoreError::NewerSchema { found: 99, .. }), "{e}");
         let db = Database::create(&path).unwrap();
         let r = db.begin_read().unwrap();
-        assert!(
-            r.open_table(FIELDS).is_err(),
-            "no table was created in a refused file"
-        );
+        assert!(r.open_table(FIELDS).is_err(), "no table was created in a refused file");
     }
 
     #[test]

@@ -120,3 +120,13 @@ pub struct OutboxMessage {
     pub created_at: i64,
     pub attempts: u32,
 }
+
+/// Running counts of one event's registrations, kept with every change so
+/// that a sign-up never scans the event's list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCounts {
+    pub confirmed: u64,
+    pub waitlisted: u64,
+    /// The last sign-up sequence number given.
+    pub last_seq: u64,
+}

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::{
-    EVENT_REGISTRATIONS, FORMS, META, OUTBOX, REGISTRATIONS, Result, SESSIONS, Store,
+    EVENT_COUNTS, EVENT_REGISTRATIONS, EVENT_WAITLIST, FORMS, META, OUTBOX, REGISTRATIONS, Result, SESSIONS, Store,
     USER_REGISTRATIONS, decode, encode,
 };
 use crate::knowledge::Text;
-use crate::store::{FormEntry, OutboxMessage, Registration, RegistrationStatus as Status, Session};
+use crate::store::{EventCounts, FormEntry, OutboxMessage, Registration, RegistrationStatus as Status, Session};
 
 /// Characters of registration codes: no 0/O, 1/I/L look-alikes.
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -67,26 +67,38 @@ fn get_reg(tx: &WriteTransaction, code: &str) -> TxResult<Option<Registration>> 
 
 fn put_reg(tx: &WriteTransaction, reg: &Registration) -> TxResult<()> {
     let mut t = tx.open_table(REGISTRATIONS).map_err(s)?;
-    t.insert(reg.code.as_str(), encode(reg).as_slice())
+    t.insert(reg.code.as_str(), encode(reg).as_slice()).map_err(s)?;
+    Ok(())
+}
+
+fn counts(tx: &WriteTransaction, event_id: &str) -> TxResult<EventCounts> {
+    let t = tx.open_table(EVENT_COUNTS).map_err(s)?;
+    let v = t.get(event_id).map_err(s)?;
+    Ok(v.map(|v| decode(v.value())).transpose()?.unwrap_or_default())
+}
+
+fn put_counts(tx: &WriteTransaction, event_id: &str, c: &EventCounts) -> TxResult<()> {
+    tx.open_table(EVENT_COUNTS)
+        .map_err(s)?
+        .insert(event_id, encode(c).as_slice())
         .map_err(s)?;
     Ok(())
 }
 
-/// The registrations of an event in sign-up order.
-fn event_regs(tx: &WriteTransaction, event_id: &str) -> TxResult<Vec<Registration>> {
-    let t = tx.open_table(EVENT_REGISTRATIONS).map_err(s)?;
-    let mut codes = Vec::new();
-    for row in t.range((event_id, 0)..=(event_id, u64::MAX)).map_err(s)? {
-        codes.push(row.map_err(s)?.1.value().to_string());
-    }
+/// The first on an event's waiting list, taken off it.
+fn pop_waitlist(tx: &WriteTransaction, event_id: &str) -> TxResult<Option<Registration>> {
+    let mut t = tx.open_table(EVENT_WAITLIST).map_err(s)?;
+    let first = t
+        .range((event_id, 0)..=(event_id, u64::MAX))
+        .map_err(s)?
+        .next()
+        .transpose()
+        .map_err(s)?
+        .map(|(k, v)| (k.value().1, v.value().to_string()));
+    let Some((seq, code)) = first else { return Ok(None) };
+    t.remove((event_id, seq)).map_err(s)?;
     drop(t);
-    let mut regs = Vec::new();
-    for c in codes {
-        if let Some(r) = get_reg(tx, &c)? {
-            regs.push(r);
-        }
-    }
-    Ok(regs)
+    get_reg(tx, &code)
 }
 
 fn write_session(tx: &WriteTransaction, identity: &str, session: Option<&Session>) -> TxResult<()> {
@@ -137,11 +149,7 @@ impl Store {
     /// Records a sign-up and saves `session` for its identity, in one
     /// durable transaction. Seats are given in sign-up order; when none is
     /// left the sign-up joins the waiting list.
-    pub fn register(
-        &self,
-        new: NewRegistration,
-        session: Option<Session>,
-    ) -> Result<RegisterOutcome> {
+    pub fn register(&self, new: NewRegistration, session: Option<Session>) -> Result<RegisterOutcome> {
         self.write(move |tx| {
             let existing = user_regs(tx, &new.user)?
                 .into_iter()
@@ -149,17 +157,9 @@ impl Store {
             let outcome = match existing {
                 Some(r) => RegisterOutcome::Existing(r),
                 None => {
-                    let regs = event_regs(tx, &new.event_id)?;
-                    let confirmed = regs
-                        .iter()
-                        .filter(|r| r.status == Status::Confirmed)
-                        .count();
-                    let waiting = regs
-                        .iter()
-                        .filter(|r| r.status == Status::Waitlisted)
-                        .count();
-                    let seq = regs.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
-                    let full = new.capacity.is_some_and(|c| confirmed >= c as usize);
+                    let mut c = counts(tx, &new.event_id)?;
+                    let seq = c.last_seq + 1;
+                    let full = new.capacity.is_some_and(|cap| c.confirmed >= u64::from(cap));
                     let reg = Registration {
                         code: new_code(tx)?,
                         event_id: new.event_id.clone(),
@@ -167,11 +167,7 @@ impl Store {
                         name: new.name.clone(),
                         organization: new.organization.clone(),
                         phone: new.phone.clone(),
-                        status: if full {
-                            Status::Waitlisted
-                        } else {
-                            Status::Confirmed
-                        },
+                        status: if full { Status::Waitlisted } else { Status::Confirmed },
                         created_at: new.now,
                         seq,
                         promoted_at: None,
@@ -185,11 +181,20 @@ impl Store {
                         .map_err(s)?
                         .insert((reg.user.as_str(), reg.code.as_str()), ())
                         .map_err(s)?;
-                    if full {
-                        RegisterOutcome::Waitlisted(reg, waiting + 1)
+                    c.last_seq = seq;
+                    let outcome = if full {
+                        tx.open_table(EVENT_WAITLIST)
+                            .map_err(s)?
+                            .insert((reg.event_id.as_str(), seq), reg.code.as_str())
+                            .map_err(s)?;
+                        c.waitlisted += 1;
+                        RegisterOutcome::Waitlisted(reg, c.waitlisted as usize)
                     } else {
+                        c.confirmed += 1;
                         RegisterOutcome::Confirmed(reg)
-                    }
+                    };
+                    put_counts(tx, &new.event_id, &c)?;
+                    outcome
                 }
             };
             write_session(tx, &new.user, session.as_ref())?;
@@ -212,21 +217,26 @@ impl Store {
         let (user, code) = (user.to_string(), code.to_string());
         self.write(move |tx| {
             write_session(tx, &user, session.as_ref())?;
-            let Some(mut reg) =
-                get_reg(tx, &code)?.filter(|r| r.user == user && r.status != Status::Cancelled)
-            else {
+            let Some(mut reg) = get_reg(tx, &code)?.filter(|r| r.user == user && r.status != Status::Cancelled) else {
                 return Ok(CancelOutcome::NotFound);
             };
             let freed_seat = reg.status == Status::Confirmed;
+            let mut c = counts(tx, &reg.event_id)?;
+            if freed_seat {
+                c.confirmed = c.confirmed.saturating_sub(1);
+            } else {
+                tx.open_table(EVENT_WAITLIST)
+                    .map_err(s)?
+                    .remove((reg.event_id.as_str(), reg.seq))
+                    .map_err(s)?;
+                c.waitlisted = c.waitlisted.saturating_sub(1);
+            }
             reg.status = Status::Cancelled;
             put_reg(tx, &reg)?;
             let mut promoted = None;
-            if freed_seat
-                && let Some(mut next) = event_regs(tx, &reg.event_id)?
-                    .into_iter()
-                    .filter(|r| r.status == Status::Waitlisted)
-                    .min_by_key(|r| r.seq)
-            {
+            if freed_seat && let Some(mut next) = pop_waitlist(tx, &reg.event_id)? {
+                c.confirmed += 1;
+                c.waitlisted = c.waitlisted.saturating_sub(1);
                 next.status = Status::Confirmed;
                 next.promoted_at = Some(now);
                 put_reg(tx, &next)?;
@@ -234,6 +244,7 @@ impl Store {
                 enqueue(tx, &next.user, "promotion", text, now)?;
                 promoted = Some(Box::new(next));
             }
+            put_counts(tx, &reg.event_id, &c)?;
             Ok(CancelOutcome::Cancelled {
                 cancelled: Box::new(reg),
                 promoted,
@@ -360,10 +371,6 @@ fn user_regs(tx: &WriteTransaction, user: &str) -> TxResult<Vec<Registration>> {
 fn fill_text(t: &Text, code: &str) -> Text {
     match t {
         Text::Plain(p) => Text::Plain(p.replace("{code}", code)),
-        Text::Localized(m) => Text::Localized(
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.replace("{code}", code)))
-                .collect(),
-        ),
+        Text::Localized(m) => Text::Localized(m.iter().map(|(k, v)| (k.clone(), v.replace("{code}", code))).collect()),
     }
 }

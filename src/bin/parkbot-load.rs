@@ -1,0 +1,144 @@
+//! parkbot-load: the load tool. Measures durably committed dialog steps per
+//! second through the real bot core and store, and writes the synthetic
+//! knowledge used by the benchmarks. Everything stays on this machine.
+//!
+//!   parkbot-load dialog --users 1,10,100 --seconds 5
+//!   parkbot-load knowledge > synthetic-10k.toml
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use parkbot::bot::{Bot, Identity, Inbound};
+use parkbot::knowledge::{parse_str, validate_references};
+use parkbot::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "parkbot-load",
+    about = "Load tool for parkbot: dialog throughput and synthetic knowledge"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run sign-up dialogs with N concurrent users; report durably committed steps per second
+    Dialog {
+        /// Concurrent users, one run per value (comma-separated)
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+        users: Vec<usize>,
+        /// Seconds per run
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Store file (default: a new file in a temporary folder per run)
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Write the synthetic 10,000-entry knowledge file (TOML) to stdout
+    Knowledge,
+}
+
+const EVENT: &str = r#"
+[[event]]
+id = "load-forum"
+title = { zh = "压测论坛", en = "Load Test Forum" }
+starts_at = "2030-01-01T09:00:00+08:00"
+"#;
+
+/// One sign-up: six steps, the last one a registration.
+const STEPS: &[&str] = &["报名", "1", "压测用户", "压测公司", "13812345678", "是"];
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Knowledge => {
+            print!("{}", parkbot::synthetic::knowledge_10k());
+            Ok(())
+        }
+        Command::Dialog { users, seconds, db } => {
+            println!("users  steps  seconds  steps/s  p50_ms  p99_ms  sign-ups");
+            for n in users {
+                let dir = tempfile::tempdir()?;
+                let path = db.clone().unwrap_or_else(|| dir.path().join("load.redb"));
+                run(n, Duration::from_secs(seconds), &path)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn bot(path: &std::path::Path) -> Result<Arc<Bot>> {
+    let store = Arc::new(Store::open(path)?);
+    let k = validate_references(
+        vec![parse_str("load.toml", EVENT, false).map_err(|e| anyhow::anyhow!("{e}"))?],
+        &Default::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    store.import(&k, true)?;
+    let builtin = std::path::Path::new("(built-in)");
+    let phrases = parkbot::app::load_phrasebook(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let dialogs = parkbot::app::load_dialogs(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let now = time::macros::datetime!(2026-11-28 12:00 +08:00);
+    Ok(Arc::new(Bot::new(
+        store,
+        phrases,
+        dialogs,
+        Default::default(),
+        Arc::new(move || now),
+    )?))
+}
+
+fn run(users: usize, duration: Duration, path: &std::path::Path) -> Result<()> {
+    let bot = bot(path).context("open the store")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..users)
+        .map(|u| {
+            let (bot, stop) = (bot.clone(), stop.clone());
+            std::thread::spawn(move || -> Result<Vec<Duration>> {
+                let mut latencies = Vec::new();
+                let mut round = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    // A fresh identity per sign-up: each one registers.
+                    let identity = Identity::console(&format!("load-{u}-{round}"));
+                    for text in STEPS {
+                        let t = Instant::now();
+                        bot.handle(&Inbound {
+                            identity: identity.clone(),
+                            text: text.to_string(),
+                        })?;
+                        latencies.push(t.elapsed());
+                    }
+                    round += 1;
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in threads {
+        all.extend(t.join().map_err(|_| anyhow::anyhow!("a load thread panicked"))??);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let signups = bot.store().registrations(Some("load-forum"))?.len();
+    println!(
+        "{users:>5}  {:>5}  {elapsed:>7.2}  {:>7.0}  {:>6.2}  {:>6.2}  {signups:>8}",
+        all.len(),
+        all.len() as f64 / elapsed,
+        pct(0.5),
+        pct(0.99)
+    );
+    Ok(())
+}
