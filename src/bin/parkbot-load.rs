@@ -3,6 +3,7 @@
 //! knowledge used by the benchmarks. Everything stays on this machine.
 //!
 //!   parkbot-load dialog --users 1,10,100 --seconds 5
+//!   parkbot-load answers --count 20000
 //!   parkbot-load knowledge > synthetic-10k.toml
 
 use std::path::PathBuf;
@@ -40,9 +41,28 @@ enum Command {
         #[arg(long)]
         db: Option<PathBuf>,
     },
+    /// Answer latency over the synthetic 10,000-entry knowledge: questions of
+    /// every kind in both languages from many identities, one at a time
+    Answers {
+        /// Questions to ask in all
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+    },
     /// Write the synthetic 10,000-entry knowledge file (TOML) to stdout
     Knowledge,
 }
+
+/// Questions of every kind, in both languages, about the synthetic knowledge.
+const QUESTIONS: &[&str] = &[
+    "星辰光影科技是做什么的",
+    "tell me about starnova 12",
+    "有哪些云端视效领域的企业",
+    "Any upcoming events?",
+    "量子大会在哪里开",
+    "How do I flux the terra?",
+    "明天天气怎么样",
+    "what is the bitcoin price",
+];
 
 const EVENT: &str = r#"
 [[event]]
@@ -56,6 +76,7 @@ const STEPS: &[&str] = &["报名", "1", "压测用户", "压测公司", "1381234
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Answers { count } => answers(count),
         Command::Knowledge => {
             print!("{}", parkbot::synthetic::knowledge_10k());
             Ok(())
@@ -70,6 +91,47 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn answers(count: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(Store::open(&dir.path().join("answers.redb"))?);
+    let text = parkbot::synthetic::knowledge_10k();
+    let k = validate_references(vec![parse_str("synthetic.toml", &text, false).map_err(|e| anyhow::anyhow!("{e}"))?], &Default::default())
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    store.import(&k, true)?;
+    let builtin = std::path::Path::new("(built-in)");
+    let phrases = parkbot::app::load_phrasebook(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let dialogs = parkbot::app::load_dialogs(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let bot = Bot::new(store, phrases, dialogs, Default::default(), parkbot::bot::system_clock())?;
+    let mut times = Vec::with_capacity(count);
+    let mut by_question = vec![Vec::new(); QUESTIONS.len()];
+    for i in 0..count {
+        let msg = Inbound {
+            identity: Identity::console(&format!("asker-{}", i % 100)),
+            text: QUESTIONS[(i / 100) % QUESTIONS.len()].to_string(),
+        };
+        let t = Instant::now();
+        bot.handle(&msg)?;
+        times.push(t.elapsed());
+        by_question[(i / 100) % QUESTIONS.len()].push(t.elapsed());
+    }
+    for (q, mut t) in QUESTIONS.iter().zip(by_question) {
+        t.sort();
+        eprintln!("p50 {:>8.1} us  {q}", t[t.len() / 2].as_secs_f64() * 1e6);
+    }
+    times.sort();
+    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)].as_secs_f64() * 1e6;
+    println!("entries  questions  p50_us  p90_us  p99_us  max_us");
+    println!(
+        "{:>7}  {count:>9}  {:>6.1}  {:>6.1}  {:>6.1}  {:>6.1}",
+        k.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        times.last().map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    );
+    Ok(())
 }
 
 fn bot(path: &std::path::Path) -> Result<Arc<Bot>> {

@@ -267,7 +267,10 @@ impl Bot {
                 }
             }
         };
-        if before.as_ref() != Some(&session) {
+        // The language alone is a hint, not worth a durable write: it is saved
+        // with the next change that matters (a list to continue, a dialog).
+        let before = before.unwrap_or_default();
+        if before.more != session.more || before.dialog != session.dialog {
             session.updated_at = now.unix_timestamp();
             self.store.put_session(msg.identity.as_str(), Some(&session))?;
         }
