@@ -205,3 +205,30 @@ fn logs_never_show_secrets() {
     assert!(all.contains("configuration loaded"), "trace logging is on:\n{all}");
     assert!(all.contains("<set>"), "secrets show as set:\n{all}");
 }
+
+#[test]
+fn the_fields_are_listed_with_their_enterprise_counts() {
+    let s = Sandbox::new();
+    let r = s.ask("a", "园区有哪些产业领域？");
+    assert!(r.starts_with("园区的产业领域（共4个）"), "{r}");
+    assert!(r.contains("视频特效（6家企业）"), "{r}");
+    let r = s.ask("a", "What fields does the park cover?");
+    assert!(r.contains("video special effects (6 enterprises)"), "{r}");
+}
+
+#[test]
+fn unknown_commands_and_options_are_refused() {
+    let s = Sandbox::new();
+    let r = s.run(&["frobnicate"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("unrecognized subcommand 'frobnicate'"),
+        "{}",
+        r.stderr
+    );
+    let r = s.run(&["ask", "--colour", "x"]);
+    assert_eq!(r.code, 2);
+    let r = s.run(&["export", "registrations", "--format", "xml"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("possible values: csv, json"), "{}", r.stderr);
+}

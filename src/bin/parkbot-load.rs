@@ -97,13 +97,22 @@ fn answers(count: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(Store::open(&dir.path().join("answers.redb"))?);
     let text = parkbot::synthetic::knowledge_10k();
-    let k = validate_references(vec![parse_str("synthetic.toml", &text, false).map_err(|e| anyhow::anyhow!("{e}"))?], &Default::default())
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let k = validate_references(
+        vec![parse_str("synthetic.toml", &text, false).map_err(|e| anyhow::anyhow!("{e}"))?],
+        &Default::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     store.import(&k, true)?;
     let builtin = std::path::Path::new("(built-in)");
     let phrases = parkbot::app::load_phrasebook(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let dialogs = parkbot::app::load_dialogs(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let bot = Bot::new(store, phrases, dialogs, Default::default(), parkbot::bot::system_clock())?;
+    let bot = Bot::new(
+        store,
+        phrases,
+        dialogs,
+        Default::default(),
+        parkbot::bot::system_clock(),
+    )?;
     let mut times = Vec::with_capacity(count);
     let mut by_question = vec![Vec::new(); QUESTIONS.len()];
     for i in 0..count {

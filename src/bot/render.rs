@@ -158,7 +158,8 @@ pub fn line(ctx: &Ctx, item: Item) -> String {
             if ev.venue.is_blank() {
                 format!("{} — {}", ev.title.get(l), when)
             } else {
-                format!("{} — {}, {}", ev.title.get(l), when, ev.venue.get(l))
+                let comma = if l == Lang::Zh { "，" } else { ", " };
+                format!("{} — {}{comma}{}", ev.title.get(l), when, ev.venue.get(l))
             }
         }
         Item::Field(i) => {
