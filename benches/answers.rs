@@ -2,36 +2,17 @@
 //! of 10,000 entries (20 fields, 7,000 enterprises, 1,000 events, 1,980
 //! FAQs). Run: `cargo bench --bench answers`. Figures: docs/PERFORMANCE.md.
 
-use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use parkbot::bot::{Bot, Identity, Inbound, Phrasebook};
-use parkbot::knowledge::{Knowledge, parse_str, validate_references};
+use parkbot::bot::{Identity, Inbound};
 use parkbot::search::{Index, Query};
 use parkbot::store::Store;
-
-fn parse(text: &str) -> Knowledge {
-    let parsed = parse_str("synthetic.toml", text, false).expect("synthetic knowledge parses");
-    validate_references(vec![parsed], &HashSet::new()).expect("synthetic knowledge is valid")
-}
-
-/// Questions of every kind, in both languages.
-const QUESTIONS: &[&str] = &[
-    "星辰光影科技是做什么的",
-    "tell me about starnova 12",
-    "有哪些云端视效领域的企业",
-    "Any upcoming events?",
-    "量子大会在哪里开",
-    "How do I flux the terra?",
-    "明天天气怎么样",
-    "what is the bitcoin price",
-];
+use parkbot::synthetic;
 
 fn benches(c: &mut Criterion) {
-    let text = parkbot::synthetic::knowledge_10k();
-    let knowledge = parse(&text);
+    let text = synthetic::knowledge_10k();
+    let knowledge = synthetic::knowledge(&text).unwrap();
     assert_eq!(knowledge.len(), 10_000);
 
     let mut g = c.benchmark_group("import_10k");
@@ -40,7 +21,7 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || tempfile::tempdir().unwrap(),
             |dir| {
-                let k = parse(&text);
+                let k = synthetic::knowledge(&text).unwrap();
                 let store = Store::open(&dir.path().join("b.redb")).unwrap();
                 store.import(&k, true).unwrap();
                 dir
@@ -52,18 +33,7 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(&dir.path().join("a.redb")).unwrap());
-    store.import(&knowledge, true).unwrap();
-    let phrases = Phrasebook::parse("bot.toml", parkbot::assets::BOT_TOML).unwrap();
-    let dialogs = parkbot::app::load_dialogs(std::path::Path::new("(built-in)")).unwrap();
-    let bot = Bot::new(
-        store,
-        phrases,
-        dialogs,
-        Default::default(),
-        parkbot::bot::system_clock(),
-    )
-    .unwrap();
+    let bot = synthetic::bot(&dir.path().join("a.redb"), &text, parkbot::bot::system_clock()).unwrap();
     let index = Index::build(&knowledge);
 
     let mut g = c.benchmark_group("answer_10k");
@@ -72,7 +42,7 @@ fn benches(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             i += 1;
-            index.search(&Query::new(QUESTIONS[i % QUESTIONS.len()]))
+            index.search(&Query::new(synthetic::QUESTIONS[i % synthetic::QUESTIONS.len()]))
         })
     });
     g.bench_function("bot_handle", |b| {
@@ -81,15 +51,15 @@ fn benches(c: &mut Criterion) {
             i += 1;
             let msg = Inbound {
                 identity: Identity::console("bench"),
-                text: QUESTIONS[i % QUESTIONS.len()].to_string(),
+                text: synthetic::QUESTIONS[i % synthetic::QUESTIONS.len()].to_string(),
             };
             bot.handle(&msg).unwrap()
         })
     });
     for (name, q) in [
-        ("zh_enterprise", QUESTIONS[0]),
-        ("en_enterprise", QUESTIONS[1]),
-        ("zh_field_list", QUESTIONS[2]),
+        ("zh_enterprise", synthetic::QUESTIONS[0]),
+        ("en_enterprise", synthetic::QUESTIONS[1]),
+        ("zh_field_list", synthetic::QUESTIONS[2]),
     ] {
         g.bench_function(format!("bot_handle_{name}"), |b| {
             let msg = Inbound {

@@ -1,6 +1,44 @@
 //! Synthetic data for benchmarks and the load tool: deterministic, so that
 //! every run measures the same thing.
 
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::bot::{Bot, Clock};
+use crate::knowledge::{Knowledge, parse_str, validate_references};
+use crate::store::Store;
+
+/// Questions of every kind, in both languages, about [`knowledge_10k`]:
+/// two enterprises, a field list, upcoming events, an event, an FAQ and
+/// two out-of-scope questions.
+pub const QUESTIONS: &[&str] = &[
+    "星辰光影科技是做什么的",
+    "tell me about starnova 12",
+    "有哪些云端视效领域的企业",
+    "Any upcoming events?",
+    "量子大会在哪里开",
+    "How do I flux the terra?",
+    "明天天气怎么样",
+    "what is the bitcoin price",
+];
+
+/// Parses and checks knowledge text (TOML).
+pub fn knowledge(text: &str) -> anyhow::Result<Knowledge> {
+    let parsed = parse_str("synthetic.toml", text, false)?;
+    validate_references(vec![parsed], &Default::default()).map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+/// A bot with the built-in phrasebook and dialogs over a store at `path`
+/// that holds exactly `knowledge` (TOML text).
+pub fn bot(path: &Path, knowledge_text: &str, clock: Clock) -> anyhow::Result<Bot> {
+    let store = Arc::new(Store::open(path)?);
+    store.import(&knowledge(knowledge_text)?, true)?;
+    let builtin = Path::new("(built-in)");
+    let phrases = crate::app::load_phrasebook(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let dialogs = crate::app::load_dialogs(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    Ok(Bot::new(store, phrases, dialogs, Default::default(), clock)?)
+}
+
 const ZH: &[char] = &[
     '星', '辰', '光', '影', '智', '能', '科', '幻', '数', '字', '虚', '拟', '机', '甲', '宇', '宙', '云', '端', '视',
     '效', '声', '像', '量', '子', '航', '天', '梦', '工', '场', '创', '意', '未', '来', '芯', '驱', '灵', '境', '镜',

@@ -5,8 +5,7 @@
 use std::sync::{Arc, Barrier};
 
 use parkbot::bot::{Bot, Identity, Inbound};
-use parkbot::knowledge::{parse_str, validate_references};
-use parkbot::store::{RegistrationStatus, Store};
+use parkbot::store::RegistrationStatus;
 
 const EVENT: &str = r#"
 [[event]]
@@ -17,13 +16,8 @@ capacity = 5
 "#;
 
 fn bot(dir: &std::path::Path) -> Arc<Bot> {
-    let store = Arc::new(Store::open(&dir.join("c.redb")).unwrap());
-    let k = validate_references(vec![parse_str("tiny.toml", EVENT, false).unwrap()], &Default::default()).unwrap();
-    store.import(&k, true).unwrap();
-    let phrases = parkbot::app::load_phrasebook(std::path::Path::new("(built-in)")).unwrap();
-    let dialogs = parkbot::app::load_dialogs(std::path::Path::new("(built-in)")).unwrap();
     let now = time::macros::datetime!(2026-11-28 12:00 +08:00);
-    Arc::new(Bot::new(store, phrases, dialogs, Default::default(), Arc::new(move || now)).unwrap())
+    Arc::new(parkbot::synthetic::bot(&dir.join("c.redb"), EVENT, Arc::new(move || now)).unwrap())
 }
 
 fn say(bot: &Bot, who: &str, text: &str) -> String {

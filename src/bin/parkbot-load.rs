@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use parkbot::bot::{Bot, Identity, Inbound};
-use parkbot::knowledge::{parse_str, validate_references};
-use parkbot::store::Store;
+use parkbot::synthetic;
 
 #[derive(Parser)]
 #[command(
@@ -52,18 +51,6 @@ enum Command {
     Knowledge,
 }
 
-/// Questions of every kind, in both languages, about the synthetic knowledge.
-const QUESTIONS: &[&str] = &[
-    "星辰光影科技是做什么的",
-    "tell me about starnova 12",
-    "有哪些云端视效领域的企业",
-    "Any upcoming events?",
-    "量子大会在哪里开",
-    "How do I flux the terra?",
-    "明天天气怎么样",
-    "what is the bitcoin price",
-];
-
 const EVENT: &str = r#"
 [[event]]
 id = "load-forum"
@@ -78,7 +65,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Answers { count } => answers(count),
         Command::Knowledge => {
-            print!("{}", parkbot::synthetic::knowledge_10k());
+            print!("{}", synthetic::knowledge_10k());
             Ok(())
         }
         Command::Dialog { users, seconds, db } => {
@@ -95,37 +82,22 @@ fn main() -> Result<()> {
 
 fn answers(count: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(Store::open(&dir.path().join("answers.redb"))?);
-    let text = parkbot::synthetic::knowledge_10k();
-    let k = validate_references(
-        vec![parse_str("synthetic.toml", &text, false).map_err(|e| anyhow::anyhow!("{e}"))?],
-        &Default::default(),
-    )
-    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    store.import(&k, true)?;
-    let builtin = std::path::Path::new("(built-in)");
-    let phrases = parkbot::app::load_phrasebook(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let dialogs = parkbot::app::load_dialogs(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let bot = Bot::new(
-        store,
-        phrases,
-        dialogs,
-        Default::default(),
-        parkbot::bot::system_clock(),
-    )?;
+    let text = synthetic::knowledge_10k();
+    let bot = synthetic::bot(&dir.path().join("answers.redb"), &text, parkbot::bot::system_clock())?;
+    let entries = bot.brain().knowledge.len();
     let mut times = Vec::with_capacity(count);
-    let mut by_question = vec![Vec::new(); QUESTIONS.len()];
+    let mut by_question = vec![Vec::new(); synthetic::QUESTIONS.len()];
     for i in 0..count {
         let msg = Inbound {
             identity: Identity::console(&format!("asker-{}", i % 100)),
-            text: QUESTIONS[(i / 100) % QUESTIONS.len()].to_string(),
+            text: synthetic::QUESTIONS[(i / 100) % synthetic::QUESTIONS.len()].to_string(),
         };
         let t = Instant::now();
         bot.handle(&msg)?;
         times.push(t.elapsed());
-        by_question[(i / 100) % QUESTIONS.len()].push(t.elapsed());
+        by_question[(i / 100) % synthetic::QUESTIONS.len()].push(t.elapsed());
     }
-    for (q, mut t) in QUESTIONS.iter().zip(by_question) {
+    for (q, mut t) in synthetic::QUESTIONS.iter().zip(by_question) {
         t.sort();
         eprintln!("p50 {:>8.1} us  {q}", t[t.len() / 2].as_secs_f64() * 1e6);
     }
@@ -134,7 +106,7 @@ fn answers(count: usize) -> Result<()> {
     println!("entries  questions  p50_us  p90_us  p99_us  max_us");
     println!(
         "{:>7}  {count:>9}  {:>6.1}  {:>6.1}  {:>6.1}  {:>6.1}",
-        k.len(),
+        entries,
         pct(0.5),
         pct(0.9),
         pct(0.99),
@@ -144,24 +116,8 @@ fn answers(count: usize) -> Result<()> {
 }
 
 fn bot(path: &std::path::Path) -> Result<Arc<Bot>> {
-    let store = Arc::new(Store::open(path)?);
-    let k = validate_references(
-        vec![parse_str("load.toml", EVENT, false).map_err(|e| anyhow::anyhow!("{e}"))?],
-        &Default::default(),
-    )
-    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    store.import(&k, true)?;
-    let builtin = std::path::Path::new("(built-in)");
-    let phrases = parkbot::app::load_phrasebook(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let dialogs = parkbot::app::load_dialogs(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let now = time::macros::datetime!(2026-11-28 12:00 +08:00);
-    Ok(Arc::new(Bot::new(
-        store,
-        phrases,
-        dialogs,
-        Default::default(),
-        Arc::new(move || now),
-    )?))
+    Ok(Arc::new(synthetic::bot(path, EVENT, Arc::new(move || now))?))
 }
 
 fn run(users: usize, duration: Duration, path: &std::path::Path) -> Result<()> {

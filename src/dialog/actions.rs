@@ -163,16 +163,7 @@ pub fn complete(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) 
 /// A dialog text with the saved values (labels where known) and `extra`.
 fn say(dialog: &Dialog, key: &str, turn: &Turn, ds: &DialogState, extra: &[(&str, &str)]) -> String {
     let lang = turn.lang();
-    let mut args: Vec<(String, String)> = ds
-        .values
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                ds.labels.get(k).map_or(v.clone(), |l| l.get(lang).to_string()),
-            )
-        })
-        .collect();
+    let mut args = super::saved_args(ds, lang);
     args.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     crate::bot::phrasebook::fill(dialog.text(key).get(lang), &args)

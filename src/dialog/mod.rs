@@ -317,18 +317,15 @@ fn options(st: &State, turn: &Turn) -> Option<Vec<Opt>> {
     })
 }
 
+/// The saved answers as placeholder values: a choice reads as its label.
+fn saved_args(ds: &DialogState, lang: Lang) -> Vec<(String, String)> {
+    let shown = |k: &String, v: &String| ds.labels.get(k).map_or(v.clone(), |l| l.get(lang).to_string());
+    ds.values.iter().map(|(k, v)| (k.clone(), shown(k, v))).collect()
+}
+
 fn prompt(st: &State, turn: &Turn, ds: &DialogState, options: Option<&[Opt]>) -> String {
     let lang = turn.lang();
-    let mut args: Vec<(String, String)> = ds
-        .values
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                ds.labels.get(k).map_or(v.clone(), |l| l.get(lang).to_string()),
-            )
-        })
-        .collect();
+    let mut args = saved_args(ds, lang);
     if let Some(opts) = options {
         let lines: Vec<String> = opts
             .iter()

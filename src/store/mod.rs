@@ -255,35 +255,14 @@ impl Store {
         let mut stats = ImportStats::default();
         let w = self.db.begin_write().map_err(|e| self.err(e))?;
         {
-            let ids = |v: Vec<&str>| v.into_iter().map(String::from).collect::<HashSet<_>>();
-            self.upsert(
-                &w,
-                FIELDS,
-                k.field.iter().map(|x| (x.id.as_str(), x)),
-                replace.then(|| ids(k.field.iter().map(|x| x.id.as_str()).collect())),
-                &mut stats,
-            )?;
-            self.upsert(
-                &w,
-                ENTERPRISES,
-                k.enterprise.iter().map(|x| (x.id.as_str(), x)),
-                replace.then(|| ids(k.enterprise.iter().map(|x| x.id.as_str()).collect())),
-                &mut stats,
-            )?;
-            self.upsert(
-                &w,
-                EVENTS,
-                k.event.iter().map(|x| (x.id.as_str(), x)),
-                replace.then(|| ids(k.event.iter().map(|x| x.id.as_str()).collect())),
-                &mut stats,
-            )?;
-            self.upsert(
-                &w,
-                FAQS,
-                k.faq.iter().map(|x| (x.id.as_str(), x)),
-                replace.then(|| ids(k.faq.iter().map(|x| x.id.as_str()).collect())),
-                &mut stats,
-            )?;
+            let fields = k.field.iter().map(|x| (x.id.as_str(), encode(x))).collect();
+            let enterprises = k.enterprise.iter().map(|x| (x.id.as_str(), encode(x))).collect();
+            let events = k.event.iter().map(|x| (x.id.as_str(), encode(x))).collect();
+            let faqs = k.faq.iter().map(|x| (x.id.as_str(), encode(x))).collect();
+            self.upsert(&w, FIELDS, fields, replace, &mut stats)?;
+            self.upsert(&w, ENTERPRISES, enterprises, replace, &mut stats)?;
+            self.upsert(&w, EVENTS, events, replace, &mut stats)?;
+            self.upsert(&w, FAQS, faqs, replace, &mut stats)?;
             let mut meta = w.open_table(META).map_err(|e| self.err(e))?;
             meta.insert("knowledge_loaded", 1).map_err(|e| self.err(e))?;
         }
@@ -291,22 +270,24 @@ impl Store {
         Ok(stats)
     }
 
-    fn upsert<'a, T: Serialize + 'a>(
+    /// Writes `items` (id, encoded record) into one knowledge table; with
+    /// `replace`, first drops the records whose ids are not among them.
+    fn upsert(
         &self,
         w: &redb::WriteTransaction,
         def: TableDefinition<&str, &[u8]>,
-        items: impl Iterator<Item = (&'a str, &'a T)>,
-        keep_only: Option<HashSet<String>>,
+        items: Vec<(&str, Vec<u8>)>,
+        replace: bool,
         stats: &mut ImportStats,
     ) -> Result<()> {
         let mut t = w.open_table(def).map_err(|e| self.err(e))?;
-        if let Some(keep) = keep_only {
+        if replace {
+            let keep: HashSet<&str> = items.iter().map(|(id, _)| *id).collect();
             let before = t.len().map_err(|e| self.err(e))?;
             t.retain(|id, _| keep.contains(id)).map_err(|e| self.err(e))?;
             stats.removed += (before - t.len().map_err(|e| self.err(e))?) as usize;
         }
-        for (id, item) in items {
-            let bytes = encode(item);
+        for (id, bytes) in items {
             let old = t.insert(id, bytes.as_slice()).map_err(|e| self.err(e))?;
             match old {
                 None => stats.added += 1,
