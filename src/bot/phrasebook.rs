@@ -46,6 +46,7 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("dialog_expired", &[]),
     ("dialog_back_first", &[]),
     ("dialog_failed", &[]),
+    ("dialog_preset", &["value"]),
     ("input_too_short", &["min"]),
     ("input_too_long", &["max"]),
     ("input_bad_phone", &[]),

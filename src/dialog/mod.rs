@@ -161,14 +161,14 @@ fn start(dialog: &Dialog, turn: &Turn, session: &mut Session, preset: Option<&st
         updated_at: turn.now(),
     };
     let mut state = dialog.start;
+    let mut note = None;
     if let (Some(p), Some(text)) = (dialog.preset, preset) {
         let st = &dialog.states[p];
-        let value = match text.strip_prefix('=') {
-            Some(id) => format!("={id}"),
-            None => text.to_string(),
-        };
-        match read(st, turn, &value, &[], true) {
+        match read(st, turn, text, &[], true) {
             Read::Value(v, label) => {
+                // Say what was understood, so that a wrong guess is seen at once.
+                let shown = label.as_ref().map_or(v.clone(), |l| l.get(turn.lang()).to_string());
+                note = Some(turn.ctx.t("dialog_preset", &[("value", &shown)]));
                 save(&mut ds, st, v, label);
                 ds.history.push(st.id.clone());
                 state = next_state(dialog, st, &ds.values);
@@ -178,7 +178,7 @@ fn start(dialog: &Dialog, turn: &Turn, session: &mut Session, preset: Option<&st
             _ => {}
         }
     }
-    enter(dialog, turn, session, ds, state, None)
+    enter(dialog, turn, session, ds, state, note)
 }
 
 /// Moves to `state`: prompts for it, or completes the dialog.
