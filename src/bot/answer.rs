@@ -145,23 +145,18 @@ fn members(ctx: &Ctx, f: usize, hits: &[Hit]) -> Vec<Item> {
             _ => None,
         })
         .collect();
-    for (i, e) in k.enterprise.iter().enumerate() {
-        if e.fields.contains(id) && !items.contains(&Item::Enterprise(i)) {
-            items.push(Item::Enterprise(i));
-        }
-    }
+    let first: std::collections::HashSet<Item> = items.iter().copied().collect();
+    let rest = ctx.brain.members[f].iter().map(|&i| Item::Enterprise(i));
+    items.extend(rest.filter(|i| !first.contains(i)));
     items
 }
 
 fn field_list(ctx: &Ctx, fields: &[usize], hits: &[Hit]) -> Reply {
     let k = &ctx.brain.knowledge;
     let mut items: Vec<Item> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for &f in fields {
-        for item in members(ctx, f, hits) {
-            if !items.contains(&item) {
-                items.push(item);
-            }
-        }
+        items.extend(members(ctx, f, hits).into_iter().filter(|i| seen.insert(*i)));
     }
     let names: Vec<&str> = fields.iter().map(|&f| k.field[f].name.get(ctx.lang)).collect();
     let name = names.join(match ctx.lang {
@@ -172,7 +167,7 @@ fn field_list(ctx: &Ctx, fields: &[usize], hits: &[Hit]) -> Reply {
         return Reply::plain(ctx.t("field_empty", &[("field", &name)]));
     }
     let heading = ctx.t("field_list", &[("field", &name), ("count", &items.len().to_string())]);
-    let (text, more) = render::list(ctx, &heading, &items, 0, None);
+    let (text, more) = render::list(ctx, &heading, &items, 0, 0, None);
     Reply { text, more }
 }
 
@@ -188,7 +183,7 @@ pub fn upcoming(ctx: &Ctx) -> Reply {
     }
     let items: Vec<Item> = events.into_iter().map(Item::Event).collect();
     let heading = ctx.t("events_list", &[("count", &items.len().to_string())]);
-    let (text, more) = render::list(ctx, &heading, &items, 0, Some(ctx.t("events_hint", &[])));
+    let (text, more) = render::list(ctx, &heading, &items, 0, 0, Some(ctx.t("events_hint", &[])));
     Reply { text, more }
 }
 
@@ -196,7 +191,7 @@ fn all_fields(ctx: &Ctx) -> Reply {
     let k = &ctx.brain.knowledge;
     let items: Vec<Item> = (0..k.field.len()).map(Item::Field).collect();
     let heading = ctx.t("fields_list", &[("count", &items.len().to_string())]);
-    let (text, more) = render::list(ctx, &heading, &items, 0, Some(ctx.t("fields_hint", &[])));
+    let (text, more) = render::list(ctx, &heading, &items, 0, 0, Some(ctx.t("fields_hint", &[])));
     Reply { text, more }
 }
 
@@ -209,7 +204,7 @@ pub fn more(ctx: &Ctx, session: &mut Session) -> String {
     if items.is_empty() {
         return ctx.t("more_none", &[]);
     }
-    let (text, more) = render::list(ctx, "", &items, list.shown, None);
+    let (text, more) = render::list(ctx, "", &items, list.shown, list.unlisted, None);
     session.more = more;
     debug_assert!(items.len() <= PAGE || session.more.is_some());
     text

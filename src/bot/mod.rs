@@ -111,12 +111,30 @@ pub fn system_clock() -> Clock {
 pub struct Brain {
     pub knowledge: Knowledge,
     pub index: Index,
+    /// For each field (same order as `knowledge.field`), its enterprises.
+    pub members: Vec<Vec<usize>>,
 }
 
 impl Brain {
     pub fn new(knowledge: Knowledge) -> Brain {
         let index = Index::build(&knowledge);
-        Brain { knowledge, index }
+        let mut members = vec![Vec::new(); knowledge.field.len()];
+        let position: std::collections::HashMap<&str, usize> = knowledge
+            .field
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.id.as_str(), i))
+            .collect();
+        for (e, ent) in knowledge.enterprise.iter().enumerate() {
+            for f in ent.fields.iter().filter_map(|id| position.get(id.as_str())) {
+                members[*f].push(e);
+            }
+        }
+        Brain {
+            knowledge,
+            index,
+            members,
+        }
     }
 }
 
@@ -269,10 +287,15 @@ impl Bot {
         };
         // The language alone is a hint, not worth a durable write: it is saved
         // with the next change that matters (a list to continue, a dialog).
+        // A dialog step is durable before the reply; the rest of a list is
+        // harmless to lose and is saved without an fsync of its own.
         let before = before.unwrap_or_default();
-        if before.more != session.more || before.dialog != session.dialog {
+        if before.dialog != session.dialog {
             session.updated_at = now.unix_timestamp();
             self.store.put_session(msg.identity.as_str(), Some(&session))?;
+        } else if before.more != session.more {
+            session.updated_at = now.unix_timestamp();
+            self.store.put_session_lazily(msg.identity.as_str(), &session)?;
         }
         tracing::debug!(chars = msg.text.chars().count(), "answered");
         Ok(replies)

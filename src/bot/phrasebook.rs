@@ -25,6 +25,7 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("events_hint", &[]),
     ("more_hint", &["rest"]),
     ("more_none", &[]),
+    ("more_unlisted", &["rest"]),
     ("also_in_field", &["field"]),
     ("see_also", &[]),
     ("label_field", &[]),

@@ -1,7 +1,7 @@
 //! Replies as plain text that reads well on a phone: a title line, short
 //! labelled lines, numbered lists of at most five items with "and N more".
 
-use crate::knowledge::{Enterprise, Event, Faq, Field, Lang};
+use crate::knowledge::{Enterprise, Event, Faq, Lang};
 use crate::search::Item;
 use crate::store::MoreList;
 
@@ -9,6 +9,10 @@ use super::Ctx;
 
 /// Items shown in one list reply.
 pub const PAGE: usize = 5;
+
+/// Items kept for "more" after the first page (nine more pages); a longer
+/// list asks for a narrower question instead of paging on.
+const KEEP: usize = 9 * PAGE;
 
 /// The longest summary shown in a list line, in characters.
 const SHORT_SUMMARY: usize = 36;
@@ -129,15 +133,6 @@ fn short(s: &str, lang: Lang) -> String {
     }
 }
 
-fn field_count(ctx: &Ctx, f: &Field) -> usize {
-    ctx.brain
-        .knowledge
-        .enterprise
-        .iter()
-        .filter(|e| e.fields.contains(&f.id))
-        .count()
-}
-
 /// One line of a list (without its number).
 pub fn line(ctx: &Ctx, item: Item) -> String {
     let k = &ctx.brain.knowledge;
@@ -164,7 +159,7 @@ pub fn line(ctx: &Ctx, item: Item) -> String {
         }
         Item::Field(i) => {
             let f = &k.field[i];
-            let count = field_count(ctx, f).to_string();
+            let count = ctx.brain.members[i].len().to_string();
             ctx.t("fields_item", &[("field", f.name.get(l)), ("count", &count)])
         }
         Item::Faq(i) => short(k.faq[i].answer.get(l), l),
@@ -196,12 +191,14 @@ pub fn resolve(ctx: &Ctx, key: &str) -> Option<Item> {
 }
 
 /// A numbered list: heading, up to `PAGE` items numbered from `shown + 1`,
-/// then "and N more" when items remain (kept in the returned `MoreList`).
+/// then "and N more" when items remain (kept in the returned `MoreList`;
+/// `unlisted` counts items beyond those kept).
 pub fn list(
     ctx: &Ctx,
     heading: &str,
     items: &[Item],
     shown: usize,
+    unlisted: usize,
     footer: Option<String>,
 ) -> (String, Option<MoreList>) {
     let mut out = Vec::new();
@@ -213,17 +210,23 @@ pub fn list(
         out.push(format!("{}. {}", shown + n + 1, line(ctx, *item)));
     }
     let rest = &items[page.len()..];
-    let more = if rest.is_empty() {
+    let kept = &rest[..rest.len().min(KEEP)];
+    let unlisted = unlisted + rest.len() - kept.len();
+    let more = if !kept.is_empty() {
+        out.push(ctx.t("more_hint", &[("rest", &(rest.len() + unlisted).to_string())]));
+        Some(MoreList {
+            shown: shown + page.len(),
+            rest: kept.iter().map(|i| key(ctx, *i)).collect(),
+            unlisted,
+        })
+    } else if unlisted > 0 {
+        out.push(ctx.t("more_unlisted", &[("rest", &unlisted.to_string())]));
+        None
+    } else {
         if let Some(f) = footer {
             out.push(f);
         }
         None
-    } else {
-        out.push(ctx.t("more_hint", &[("rest", &rest.len().to_string())]));
-        Some(MoreList {
-            shown: shown + page.len(),
-            rest: rest.iter().map(|i| key(ctx, *i)).collect(),
-        })
     };
     (out.join("\n"), more)
 }

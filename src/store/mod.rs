@@ -313,9 +313,20 @@ impl Store {
     /// Saves (or, with `None`, removes) the session of `identity`, durably
     /// (group commit: returns once the shared transaction is on disk).
     pub fn put_session(&self, identity: &str, session: Option<&Session>) -> Result<()> {
+        self.write_session(identity, session, true)
+    }
+
+    /// Saves a session whose change is harmless to lose in a crash (only
+    /// the rest of a list for "more"): no fsync of its own; it becomes
+    /// durable with the next durable commit, after a second, or at close.
+    pub fn put_session_lazily(&self, identity: &str, session: &Session) -> Result<()> {
+        self.write_session(identity, Some(session), false)
+    }
+
+    fn write_session(&self, identity: &str, session: Option<&Session>, durable: bool) -> Result<()> {
         let identity = identity.to_string();
         let bytes = session.map(encode);
-        self.write(move |w| {
+        self.write_with(durable, move |w| {
             let mut t = w.open_table(SESSIONS).map_err(|e| e.to_string())?;
             match bytes {
                 Some(b) => t.insert(identity.as_str(), b.as_slice()).map(|_| ()),
@@ -325,13 +336,21 @@ impl Store {
         })
     }
 
-    /// Runs `f` in a group-committed write transaction.
+    /// Runs `f` in a group-committed, durable write transaction.
     fn write<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&redb::WriteTransaction) -> std::result::Result<R, String> + Send + 'static,
     {
-        self.committer.write(f).map_err(|detail| StoreError::Io {
+        self.write_with(true, f)
+    }
+
+    fn write_with<R, F>(&self, durable: bool, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&redb::WriteTransaction) -> std::result::Result<R, String> + Send + 'static,
+    {
+        self.committer.write(durable, f).map_err(|detail| StoreError::Io {
             path: self.path.clone(),
             detail,
         })

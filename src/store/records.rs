@@ -52,8 +52,11 @@ pub struct DialogState {
 pub struct MoreList {
     /// Number of items already shown (the next item's number is this + 1).
     pub shown: usize,
-    /// `kind:id` of each item not yet shown, in order.
+    /// `kind:id` of each item not yet shown, in order (at most a few pages).
     pub rest: Vec<String>,
+    /// Items after `rest` that are not kept (a very long list).
+    #[serde(default)]
+    pub unlisted: usize,
 }
 
 /// Where a registration stands.
