@@ -53,7 +53,13 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Reply {
             && match h.item {
                 Item::Field(_) => false,
                 _ if !listy || h.full_name || (h.strong && h.terms >= 2) => true,
-                Item::Enterprise(_) => !fields.is_empty(),
+                // An enterprise of the field asked about, described further.
+                Item::Enterprise(i) => {
+                    let k = &ctx.brain.knowledge;
+                    fields
+                        .iter()
+                        .any(|(f, _)| k.enterprise[i].fields.contains(&k.field[*f].id))
+                }
                 Item::Event(_) => !event_words.is_empty() && h.strong,
                 Item::Faq(_) => false,
             }
@@ -62,7 +68,10 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Reply {
         return one(ctx, top, &hits, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>());
     }
     if !fields.is_empty() {
-        return field_list(ctx, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(), &hits);
+        // Members that the whole question fits best come first ("robotaxi
+        // companies" puts the one whose summary says robotaxis on top).
+        let all = index.search(q);
+        return field_list(ctx, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(), &all);
     }
     if !event_words.is_empty() {
         return upcoming(ctx);

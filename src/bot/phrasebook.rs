@@ -48,6 +48,7 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("dialog_back_first", &[]),
     ("dialog_failed", &[]),
     ("dialog_preset", &["value"]),
+    ("signup_until", &["closes"]),
     ("input_too_short", &["min"]),
     ("input_too_long", &["max"]),
     ("input_bad_phone", &[]),

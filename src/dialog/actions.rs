@@ -43,10 +43,23 @@ pub fn source_options(source: Source, turn: &Turn) -> Vec<Opt> {
             events.sort_by_key(|e| (e.starts_at, e.id.clone()));
             events
                 .into_iter()
-                .map(|e| Opt {
-                    value: e.id.clone(),
-                    label: e.title.clone(),
-                    detail: Some(turn.ctx.phrases.datetime(e.starts_at.0, lang)),
+                .map(|e| {
+                    let when = turn.ctx.phrases.datetime(e.starts_at.0, lang);
+                    let detail = match e.signup_closes_at {
+                        Some(c) => {
+                            let closes = turn.ctx.phrases.datetime(c.0, lang);
+                            format!(
+                                "{when}{}",
+                                turn.ctx.phrases.t("signup_until", lang, &[("closes", &closes)])
+                            )
+                        }
+                        None => when,
+                    };
+                    Opt {
+                        value: e.id.clone(),
+                        label: e.title.clone(),
+                        detail: Some(detail),
+                    }
                 })
                 .collect()
         }
@@ -118,6 +131,20 @@ pub fn why_not(source: Source, turn: &Turn, value: &str) -> Refusal {
         return event_refusal(key, ev, turn.lang());
     }
     Refusal::new("input_bad_choice").with("count", source_options(source, turn).len())
+}
+
+/// The event a free-text answer most likely means, found by the search
+/// index ("the rover-building workshop"): the best confident hit, if it is
+/// an event.
+pub fn event_by_search<'a>(turn: &'a Turn, text: &str) -> Option<&'a Event> {
+    let hits = turn.ctx.brain.index.search(&crate::search::Query::new(text));
+    match hits.first() {
+        Some(h) if h.confident => match h.item {
+            crate::search::Item::Event(i) => turn.ctx.brain.knowledge.event.get(i),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A closed event that `text` names clearly, with the reason.

@@ -19,7 +19,7 @@ use crate::knowledge::{Lang, Text};
 use crate::search::Query;
 use crate::store::{DialogState, Session};
 use input::Refusal;
-use spec::{Choices, Input, State};
+use spec::{Choices, Input, Source, State};
 pub use spec::{Dialog, parse};
 
 /// The dialogs of a folder, checked.
@@ -431,6 +431,17 @@ fn read_choice(st: &State, choices: &Choices, turn: &Turn, text: &str, shown: &[
         && let Some(r) = actions::closed_named(*source, turn, text)
     {
         return Read::Refused(r);
+    }
+    if let Choices::From {
+        source: Source::OpenEvents,
+        ..
+    } = choices
+        && let Some(ev) = actions::event_by_search(turn, text)
+    {
+        return match opts.iter().find(|o| o.value == ev.id) {
+            Some(o) => Read::Value(o.value.clone(), Some(o.label.clone())),
+            None => Read::Refused(actions::why_not(Source::OpenEvents, turn, &ev.id)),
+        };
     }
     if best.len() > 1 {
         return Read::Unclear(Refusal::new("input_ambiguous_choice"));

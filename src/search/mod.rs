@@ -144,14 +144,61 @@ pub struct Query {
     pub all_terms: Vec<Term>,
 }
 
+/// Groups of words that mean the same (src/search/synonyms.txt), each word
+/// as its analysed terms.
+static SYNONYMS: std::sync::LazyLock<Vec<Vec<Vec<String>>>> = std::sync::LazyLock::new(|| {
+    include_str!("synonyms.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|line| {
+            line.split(',')
+                .map(|w| terms(&normalize(w.trim()), false).into_iter().map(|t| t.text).collect())
+                .collect()
+        })
+        .collect()
+});
+
+/// A factor for the weight of a synonym's match (below the fuzzy factor: a
+/// synonym in a name does not make the name "named").
+const SYNONYM_FACTOR: f32 = 0.7;
+
 impl Query {
     pub fn new(text: &str) -> Query {
         let norm = normalize(text);
-        Query {
+        let mut q = Query {
             terms: terms(&norm, false),
             all_terms: terms(&norm, true),
             norm,
+        };
+        q.add_synonyms();
+        q
+    }
+
+    /// Adds the other words of every synonym group the question uses (a
+    /// member is used when all its words are among the question's own).
+    fn add_synonyms(&mut self) {
+        let mut extra: Vec<Term> = Vec::new();
+        for members in SYNONYMS.iter() {
+            let found = members.iter().find_map(|m| {
+                let spans: Option<Vec<(usize, usize)>> = m
+                    .iter()
+                    .map(|w| self.terms.iter().find(|t| &t.text == w).map(|t| t.span))
+                    .collect();
+                spans.filter(|s| !s.is_empty()).map(|s| (s[0].0, s[s.len() - 1].1))
+            });
+            let Some(span) = found else { continue };
+            for t in members.iter().flatten() {
+                if !self.terms.iter().chain(&extra).any(|x| &x.text == t) {
+                    extra.push(Term {
+                        text: t.clone(),
+                        span,
+                        han: t.chars().any(crate::knowledge::is_han),
+                        synonym: true,
+                    });
+                }
+            }
         }
+        self.terms.extend(extra);
     }
 
     /// The same question without the terms inside `spans`.
@@ -352,8 +399,10 @@ impl Index {
         if let Some(p) = self.postings.get(&t.text) {
             return Some((p, 1.0));
         }
+        // Typos are looked for in words of five letters or more: shorter
+        // ones are too close to too many others ("whol" ~ "whal").
         let n = t.text.chars().count();
-        if t.han || n < 4 || !t.text.bytes().all(|c| c.is_ascii_alphabetic()) {
+        if t.han || n < 5 || !t.text.bytes().all(|c| c.is_ascii_alphabetic()) {
             return None;
         }
         let max = if n >= 9 { 2 } else { 1 };
@@ -378,7 +427,10 @@ impl Index {
             .terms
             .iter()
             .filter(|t| seen.insert(t.text.as_str()))
-            .filter_map(|t| self.resolve(t))
+            .filter_map(|t| {
+                let (p, factor) = self.resolve(t)?;
+                Some((p, if t.synonym { factor * SYNONYM_FACTOR } else { factor }))
+            })
             .map(|(p, factor)| (p, factor, self.idf(p.len())))
             .collect();
         // How much the question says, by idf: English words count even when
@@ -389,7 +441,7 @@ impl Index {
         let said: f32 = q
             .terms
             .iter()
-            .filter(|t| seen_all.insert(t.text.as_str()))
+            .filter(|t| !t.synonym && seen_all.insert(t.text.as_str()))
             .map(|t| match self.resolve(t) {
                 Some((p, _)) => self.idf(p.len()),
                 None if !t.han => unknown_idf,
@@ -402,7 +454,11 @@ impl Index {
                 let d = &self.docs[p.doc as usize];
                 let norm = 1.0 - B + B * d.len / self.avg_len;
                 let sat = p.tf * (K1 + 1.0) / (p.tf + K1 * norm);
-                let bonus = if p.zones & NAME != 0 { NAME_BONUS } else { 0.0 };
+                let bonus = if p.zones & NAME != 0 && *factor > SYNONYM_FACTOR {
+                    NAME_BONUS
+                } else {
+                    0.0
+                };
                 scores[p.doc as usize] += idf * factor * (sat + bonus);
             }
         }
@@ -425,7 +481,7 @@ impl Index {
                 let full_name = d.names.iter().any(|n| q.norm.contains(n.as_str()));
                 let e = self.evidence(doc, &resolved);
                 let strong = e.named || self.tag_in(d, q);
-                let coverage = if said > 0.0 { e.found / said } else { 0.0 };
+                let coverage = if said > 0.0 { (e.found / said).min(1.0) } else { 0.0 };
                 let terms = e.terms;
                 Hit {
                     item: d.item,
@@ -448,11 +504,16 @@ impl Index {
     /// Whether one of the doc's tags stands whole in the question and says
     /// something (holds an informative term).
     fn tag_in(&self, d: &Doc, q: &Query) -> bool {
+        let synonyms: Vec<&str> = q.terms.iter().filter(|t| t.synonym).map(|t| t.text.as_str()).collect();
         d.tags.iter().any(|tag| {
-            !tag.find(q).is_empty()
+            let one_word = || {
+                let t = terms(&tag.norm, false);
+                t.len() == 1 && synonyms.contains(&t[0].text.as_str())
+            };
+            (!tag.find(q).is_empty() || one_word())
                 && terms(&tag.norm, false)
                     .iter()
-                    .any(|t| self.postings.get(&t.text).is_some_and(|p| self.idf(p.len()) >= MIN_IDF))
+                    .any(|t| self.postings.get(&t.text).is_some_and(|p| self.informative(p.len())))
         })
     }
 
@@ -502,6 +563,11 @@ id = "parking"
 questions = ["停车收费吗？", "How much is parking?"]
 answer = { zh = "每次10元", en = "10 yuan per entry" }
 tags = ["停车", "parking"]
+[[faq]]
+id = "shuttle"
+questions = ["有通勤班车吗？", "How do I get here by metro?"]
+answer = { zh = "班车往返地铁站", en = "The shuttle runs to the metro station" }
+tags = ["班车", "shuttle", "metro"]
 "#;
         validate_references(vec![parse_str("t.toml", text, false).unwrap()], &Default::default()).unwrap()
     }
@@ -516,6 +582,27 @@ tags = ["停车", "parking"]
         assert_eq!(top(&idx, "光梭怎么样").unwrap().item, Item::Enterprise(0));
         assert_eq!(top(&idx, "tell me about dengyu").unwrap().item, Item::Enterprise(1));
         assert_eq!(top(&idx, "停车贵吗").unwrap().item, Item::Faq(0));
+    }
+
+    #[test]
+    fn synonyms_bridge_the_words_people_use() {
+        let idx = Index::build(&kb());
+        let hit = top(&idx, "is there a bus from the subway?").unwrap();
+        assert_eq!(hit.item, Item::Faq(1));
+        assert!(hit.confident);
+        let hit = top(&idx, "地铁站有接驳车吗").unwrap();
+        assert_eq!(hit.item, Item::Faq(1));
+        // A synonym inside a name is not the name: "泊车" alone finds no company.
+        let q = Query::new("is parking free");
+        assert!(q.terms.iter().any(|t| t.synonym && t.text == "停车"));
+    }
+
+    #[test]
+    fn mixed_letters_and_digits_stay_together() {
+        let q = Query::new("3D models for ROS2");
+        let texts: Vec<&str> = q.terms.iter().map(|t| t.text.as_str()).collect();
+        assert!(texts.contains(&"3d") && texts.contains(&"ros2") && texts.contains(&"ros"), "{texts:?}");
+        assert!(!texts.contains(&"3") && !texts.contains(&"d"), "{texts:?}");
     }
 
     #[test]

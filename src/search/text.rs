@@ -18,6 +18,8 @@ pub struct Term {
     pub span: (usize, usize),
     /// A Chinese bigram or single character (not an English word).
     pub han: bool,
+    /// Added as a synonym of a word of the question (weighs less).
+    pub synonym: bool,
 }
 
 /// NFKC, lower case, and full-width punctuation folded.
@@ -26,119 +28,20 @@ pub fn normalize(s: &str) -> String {
 }
 
 /// English words that say nothing about what is asked (checked before
-/// stemming). "park" is here because every question is about the park.
+/// stemming). "park" is here because every question is about the park
+/// ("parking" is not: it is checked before stemming).
+#[rustfmt::skip]
 const EN_STOP: &[&str] = &[
-    "a",
-    "about",
-    "all",
-    "am",
-    "an",
-    "and",
-    "any",
-    "anyone",
-    "anything",
-    "are",
-    "as",
-    "at",
-    "be",
-    "by",
-    "can",
-    "could",
-    "do",
-    "does",
-    "for",
-    "from",
-    "get",
-    "give",
-    "got",
-    "have",
-    "has",
-    "he",
-    "her",
-    "here",
-    "hi",
-    "how",
-    "i",
-    "if",
-    "in",
-    "into",
-    "is",
-    "it",
-    "its",
-    "know",
-    "let",
-    "like",
-    "me",
-    "my",
-    "need",
-    "of",
-    "on",
-    "or",
-    "our",
-    "please",
-    "s",
-    "she",
-    "so",
-    "some",
-    "tell",
-    "that",
-    "the",
-    "their",
-    "them",
-    "there",
-    "these",
-    "they",
-    "this",
-    "those",
-    "to",
-    "u",
-    "us",
-    "want",
-    "was",
-    "we",
-    "what",
-    "whats",
-    "when",
-    "where",
-    "which",
-    "who",
-    "whom",
-    "why",
-    "will",
-    "with",
-    "would",
-    "you",
-    "your",
-    "company",
-    "companies",
-    "enterprise",
-    "enterprises",
-    "firm",
-    "firms",
-    "business",
-    "businesses",
-    "one",
-    "ones",
-    "thing",
-    "things",
-    "park",
-    "parks",
-    "just",
-    "should",
-    "much",
-    "many",
-    "people",
-    "around",
-    "somewhere",
-    "someone",
-    "somebody",
-    "anybody",
-    "anywhere",
-    "place",
-    "places",
-    "go",
-    "come",
-    "way",
+    "a", "about", "all", "am", "an", "and", "any", "anyone", "anything", "are", "as", "at", "be",
+    "by", "can", "could", "do", "does", "for", "from", "get", "give", "got", "have", "has", "he",
+    "her", "here", "hi", "how", "i", "if", "in", "into", "is", "it", "its", "know", "let", "like",
+    "me", "my", "need", "of", "on", "or", "our", "please", "s", "she", "so", "some", "tell", "that",
+    "the", "their", "them", "there", "these", "they", "this", "those", "to", "u", "us", "want",
+    "was", "we", "what", "whats", "when", "where", "which", "who", "whom", "why", "will", "with",
+    "would", "you", "your", "company", "companies", "enterprise", "enterprises", "firm", "firms", "park", "parks",
+    "business", "businesses", "one", "ones", "thing", "things", "just", "should", "much", "many",
+    "people", "around", "somewhere", "someone", "somebody", "anybody", "anywhere", "place",
+    "places", "go", "come", "way",
 ];
 
 /// Characters that carry no meaning on their own in a question; a bigram
@@ -168,7 +71,7 @@ pub fn stem(word: &str) -> String {
         w.push('y');
     } else if n > 4 && w.ends_with("sses") {
         w.truncate(n - 2);
-    } else if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+    } else if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("sis") {
         w.truncate(n - 1);
     }
     let n = w.len();
@@ -206,25 +109,50 @@ pub fn terms(norm: &str, keep_stops: bool) -> Vec<Term> {
             han_run(&chars[start..i], start, keep_stops, &mut out);
         } else if c.is_alphanumeric() {
             let start = i;
-            let digit = c.is_numeric();
-            while i < chars.len() && chars[i].is_alphanumeric() && !is_han(chars[i]) && chars[i].is_numeric() == digit {
+            while i < chars.len() && chars[i].is_alphanumeric() && !is_han(chars[i]) {
                 i += 1;
             }
-            let word: String = chars[start..i].iter().collect();
-            let stop = is_stop_en(&word);
-            let stemmed = if digit { word } else { stem(&word) };
-            if keep_stops || !stop {
-                out.push(Term {
-                    text: stemmed,
-                    span: (start, i),
-                    han: false,
-                });
-            }
+            latin_run(&chars[start..i], start, keep_stops, &mut out);
         } else {
             i += 1;
         }
     }
     out
+}
+
+/// A run of letters and digits: words are stemmed; letters and digits are
+/// split apart ("web3" → web, 3). For scoring, a mixed token is also kept
+/// whole ("3d", "l4"), and lone single characters, which mean nothing on
+/// their own, are dropped.
+fn latin_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>) {
+    let mixed = run.iter().any(|c| c.is_numeric()) && run.iter().any(|c| !c.is_numeric());
+    if mixed && !keep_stops {
+        out.push(Term {
+            text: run.iter().collect(),
+            span: (offset, offset + run.len()),
+            han: false,
+            synonym: false,
+        });
+    }
+    let mut i = 0;
+    while i < run.len() {
+        let start = i;
+        let digit = run[i].is_numeric();
+        while i < run.len() && run[i].is_numeric() == digit {
+            i += 1;
+        }
+        let word: String = run[start..i].iter().collect();
+        if !keep_stops && (is_stop_en(&word) || i - start == 1) {
+            continue;
+        }
+        let text = if digit { word } else { stem(&word) };
+        out.push(Term {
+            text,
+            span: (offset + start, offset + i),
+            han: false,
+            synonym: false,
+        });
+    }
 }
 
 fn han_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>) {
@@ -234,6 +162,7 @@ fn han_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>) {
                 text: run[0].to_string(),
                 span: (offset, offset + 1),
                 han: true,
+                synonym: false,
             });
         }
         return;
@@ -245,6 +174,7 @@ fn han_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>) {
                 text: b,
                 span: (offset + k, offset + k + 2),
                 han: true,
+                synonym: false,
             });
         }
     }
@@ -309,7 +239,8 @@ mod tests {
         assert_eq!(texts("Which Drones?"), vec!["dron"]);
         assert_eq!(texts("companies making robots"), vec!["mak", "robot"]);
         assert_eq!(texts("parking in the park"), vec!["park"]);
-        assert_eq!(texts("Web3.0"), vec!["web", "3", "0"]);
+        assert_eq!(texts("Web3.0"), vec!["web3", "web"]);
+        assert_eq!(texts("3D models, ROS 2"), vec!["3d", "model", "ros"]);
         assert_eq!(texts("ＶＦＸ"), vec!["vfx"]);
         assert_eq!(stem("machined"), stem("machining"));
         assert_eq!(stem("shopping"), "shop");
