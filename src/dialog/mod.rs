@@ -39,6 +39,20 @@ impl Dialogs {
                     if let Some(other) = list.iter().find(|o| o.id == d.id) {
                         problems.push(format!("{name}: dialog id `{}` is also used by {}", d.id, other.file));
                     }
+                    let norm = |w: &str| crate::search::text::normalize(w.trim());
+                    for w in &d.trigger_words {
+                        if let Some(other) = list.iter().find(|o| o.trigger_words.iter().any(|x| norm(x) == norm(w))) {
+                            problems.push(format!(
+                                "{name}: trigger {w:?} also starts the dialog in {}",
+                                other.file
+                            ));
+                        }
+                    }
+                    if let (Some(link), Some(other)) =
+                        (&d.link, list.iter().find(|o| o.link.is_some() && o.link == d.link))
+                    {
+                        problems.push(format!("{name}: link `{link}` is also used by {}", other.file));
+                    }
                     list.push(d);
                 }
                 Err(p) => problems.extend(p),
@@ -447,4 +461,54 @@ fn read_choice(st: &State, choices: &Choices, turn: &Turn, text: &str, shown: &[
         return Read::Unclear(Refusal::new("input_ambiguous_choice"));
     }
     Read::Unclear(Refusal::new("input_bad_choice").with("count", opts.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_dialogs_load_and_keep_their_invariants() {
+        let files: Vec<(String, String)> = crate::assets::DIALOGS
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        let dialogs = Dialogs::load(&files).unwrap();
+        let ids: Vec<&str> = dialogs.list.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, vec!["inquiry", "my_registrations", "signup"]);
+        for d in &dialogs.list {
+            assert!(
+                d.states[d.start].input.is_some(),
+                "{}: the start state asks something",
+                d.id
+            );
+            assert!(d.states.iter().any(|s| s.is_final), "{}: has a final state", d.id);
+            for s in d.states.iter().filter(|s| !s.is_final) {
+                for lang in [Lang::Zh, Lang::En] {
+                    assert!(
+                        !s.prompt.get(lang).trim().is_empty(),
+                        "{}/{}: prompt in {lang:?}",
+                        d.id,
+                        s.id
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn clashing_triggers_and_ids_are_reported() {
+        let signup = crate::assets::SIGNUP_TOML;
+        let copy = signup.replace("id = \"signup\"", "id = \"signup2\"");
+        let files = vec![("a.toml".to_string(), signup.to_string()), ("b.toml".to_string(), copy)];
+        let problems = Dialogs::load(&files).unwrap_err().join("\n");
+        assert!(
+            problems.contains("b.toml: trigger \"报名\" also starts the dialog in a.toml"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("b.toml: link `signup` is also used by a.toml"),
+            "{problems}"
+        );
+    }
 }

@@ -208,6 +208,8 @@ pub struct Dialog {
     pub id: String,
     pub file: String,
     pub triggers: PhraseSet,
+    /// The trigger phrases as written (to find clashes between dialogs).
+    pub trigger_words: Vec<String>,
     pub start: usize,
     pub action: Action,
     /// The state a trigger message or a link may answer in advance.
@@ -386,6 +388,7 @@ pub fn parse(file: &str, text: &str) -> Result<Dialog, Vec<String>> {
         id: d.id,
         file: file.to_string(),
         triggers: PhraseSet::new(&d.triggers),
+        trigger_words: d.triggers.clone(),
         start,
         action,
         preset,

@@ -395,26 +395,39 @@ impl Index {
     }
 
     /// The postings of a query term: exact, else a close name word.
-    fn resolve(&self, t: &Term) -> Option<(&Vec<Posting>, f32)> {
+    fn resolve(&self, t: &Term, norm: &str) -> Option<(&Vec<Posting>, f32)> {
         if let Some(p) = self.postings.get(&t.text) {
             return Some((p, 1.0));
         }
-        // Typos are looked for in words of five letters or more: shorter
-        // ones are too close to too many others ("whol" ~ "whal").
-        let n = t.text.chars().count();
-        if t.han || n < 5 || !t.text.bytes().all(|c| c.is_ascii_alphabetic()) {
+        if t.han || t.synonym {
+            return None;
+        }
+        // The typo may be in the stemmed form or in the word as written
+        // ("molcompas" is stemmed to "molcompa", far from "molcompass").
+        let raw: String = norm.chars().skip(t.span.0).take(t.span.1 - t.span.0).collect();
+        [t.text.as_str(), raw.as_str()]
+            .into_iter()
+            .filter_map(|w| self.fuzzy_match(w))
+            .min_by_key(|(d, w)| (*d, std::cmp::Reverse(self.postings[*w].len())))
+            .map(|(_, w)| (&self.postings[w], FUZZY_FACTOR))
+    }
+
+    /// The closest name or title word to `word` (edit distance, then the
+    /// commoner word). Typos are looked for in words of five letters or
+    /// more: shorter ones are too close to too many others ("whol" ~ "whal").
+    fn fuzzy_match(&self, word: &str) -> Option<(usize, &String)> {
+        let n = word.chars().count();
+        if n < 5 || !word.bytes().all(|c| c.is_ascii_alphabetic()) {
             return None;
         }
         let max = if n >= 9 { 2 } else { 1 };
-        let first = t.text.chars().next()?;
-        let best = self
-            .fuzzy
+        let first = word.chars().next()?;
+        self.fuzzy
             .get(&first)?
             .iter()
-            .filter(|w| w.len().abs_diff(t.text.len()) <= 1)
-            .filter_map(|w| edit_distance(&t.text, w, max).map(|d| (d, w)))
-            .min_by_key(|(d, w)| (*d, std::cmp::Reverse(self.postings[*w].len())))?;
-        Some((&self.postings[best.1], FUZZY_FACTOR))
+            .filter(|w| w.len().abs_diff(word.len()) <= 1)
+            .filter_map(|w| edit_distance(word, w, max).map(|d| (d, w)))
+            .min_by_key(|(d, w)| (*d, std::cmp::Reverse(self.postings[*w].len())))
     }
 
     /// Ranks the items for `q`; at most `TOP_K` hits, best first.
@@ -428,7 +441,7 @@ impl Index {
             .iter()
             .filter(|t| seen.insert(t.text.as_str()))
             .filter_map(|t| {
-                let (p, factor) = self.resolve(t)?;
+                let (p, factor) = self.resolve(t, &q.norm)?;
                 Some((p, if t.synonym { factor * SYNONYM_FACTOR } else { factor }))
             })
             .map(|(p, factor)| (p, factor, self.idf(p.len())))
@@ -442,7 +455,7 @@ impl Index {
             .terms
             .iter()
             .filter(|t| !t.synonym && seen_all.insert(t.text.as_str()))
-            .map(|t| match self.resolve(t) {
+            .map(|t| match self.resolve(t, &q.norm) {
                 Some((p, _)) => self.idf(p.len()),
                 None if !t.han => unknown_idf,
                 None => 0.0,
@@ -601,7 +614,10 @@ tags = ["班车", "shuttle", "metro"]
     fn mixed_letters_and_digits_stay_together() {
         let q = Query::new("3D models for ROS2");
         let texts: Vec<&str> = q.terms.iter().map(|t| t.text.as_str()).collect();
-        assert!(texts.contains(&"3d") && texts.contains(&"ros2") && texts.contains(&"ros"), "{texts:?}");
+        assert!(
+            texts.contains(&"3d") && texts.contains(&"ros2") && texts.contains(&"ros"),
+            "{texts:?}"
+        );
         assert!(!texts.contains(&"3") && !texts.contains(&"d"), "{texts:?}");
     }
 
