@@ -541,3 +541,31 @@ fn killing_the_process_between_steps_loses_nothing() {
     let code = code_in(&s.say("k", &["首钢", "13812345678", "是"]));
     assert!(s.ok(&["export", "registrations"]).stdout.contains(&code));
 }
+
+#[test]
+fn phone_numbers_are_masked_in_logs() {
+    let s = Sandbox::new();
+    s.say("m", &SIGNUP_ZH[..SIGNUP_ZH.len() - 1]);
+    let out = s
+        .cmd(&["ask", "--user", "m", "是"])
+        .env("RUST_LOG", "debug")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("registered") && log.contains("138****5678"), "{log}");
+    assert!(!log.contains("13812345678"), "a phone number in clear:\n{log}");
+    let out = s
+        .cmd(&["ask", "--user", "m", "我的报名"])
+        .env("RUST_LOG", "trace")
+        .env("PARKBOT_LOG__FORMAT", "json")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("13812345678"), "{log}");
+    assert!(
+        log.lines()
+            .filter(|l| !l.trim().is_empty())
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "JSON logs:\n{log}"
+    );
+}
