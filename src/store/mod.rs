@@ -223,10 +223,11 @@ impl Store {
         Ok(k)
     }
 
-    fn all<T: DeserializeOwned>(
+    /// Every record of a table, in key order.
+    fn all<K: redb::Key + 'static, T: DeserializeOwned>(
         &self,
         r: &redb::ReadTransaction,
-        def: TableDefinition<&str, &[u8]>,
+        def: TableDefinition<K, &'static [u8]>,
         what: &'static str,
     ) -> Result<Vec<T>> {
         let t = r.open_table(def).map_err(|e| self.err(e))?;

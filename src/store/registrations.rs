@@ -324,26 +324,14 @@ impl Store {
     /// Saved entries of one form, oldest first.
     pub fn forms(&self, form: &str) -> Result<Vec<FormEntry>> {
         let r = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = r.open_table(FORMS).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(|e| self.err(e))? {
-            let entry: FormEntry = self.decode(row.map_err(|e| self.err(e))?.1.value(), "form")?;
-            if entry.form == form {
-                out.push(entry);
-            }
-        }
-        Ok(out)
+        let entries: Vec<FormEntry> = self.all(&r, FORMS, "form")?;
+        Ok(entries.into_iter().filter(|e| e.form == form).collect())
     }
 
     /// Messages waiting in the outbox, oldest first.
     pub fn outbox(&self) -> Result<Vec<OutboxMessage>> {
         let r = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = r.open_table(OUTBOX).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(|e| self.err(e))? {
-            out.push(self.decode(row.map_err(|e| self.err(e))?.1.value(), "outbox message")?);
-        }
-        Ok(out)
+        self.all(&r, OUTBOX, "outbox message")
     }
 }
 
