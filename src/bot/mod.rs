@@ -265,7 +265,8 @@ impl Bot {
             identity: msg.identity.as_str(),
             timeout_secs: self.settings.dialog_timeout_secs,
         };
-        let replies = match dialog::handle(&self.dialogs, &turn, &mut session, &msg.text) {
+        let q = Query::new(&msg.text);
+        let replies = match dialog::handle(&self.dialogs, &turn, &mut session, &msg.text, &q) {
             dialog::Outcome::Reply { replies, saved: true } => {
                 tracing::debug!("dialog completed");
                 return Ok(replies);
@@ -275,7 +276,6 @@ impl Bot {
                 replies
             }
             dialog::Outcome::NotMine => {
-                let q = Query::new(&msg.text);
                 if self.phrases.intents.more.is_whole(&q) {
                     vec![answer::more(&ctx, &mut session)]
                 } else {
@@ -285,10 +285,9 @@ impl Bot {
                 }
             }
         };
-        // The language alone is a hint, not worth a durable write: it is saved
-        // with the next change that matters (a list to continue, a dialog).
         // A dialog step is durable before the reply; the rest of a list is
-        // harmless to lose and is saved without an fsync of its own.
+        // harmless to lose and is saved without an fsync of its own. The
+        // language alone is not worth a write: it goes with the next change.
         let before = before.unwrap_or_default();
         if before.dialog != session.dialog {
             session.updated_at = now.unix_timestamp();

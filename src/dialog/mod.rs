@@ -112,8 +112,7 @@ fn reply(text: String) -> Outcome {
 }
 
 /// Handles `text` for the identity whose session is `session`.
-pub fn handle(dialogs: &Dialogs, turn: &Turn, session: &mut Session, text: &str) -> Outcome {
-    let q = Query::new(text);
+pub fn handle(dialogs: &Dialogs, turn: &Turn, session: &mut Session, text: &str, q: &Query) -> Outcome {
     let intents = &turn.ctx.phrases.intents;
     if let Some(ds) = session.dialog.clone() {
         let Some(dialog) = dialogs.get(&ds.dialog) else {
@@ -124,18 +123,18 @@ pub fn handle(dialogs: &Dialogs, turn: &Turn, session: &mut Session, text: &str)
             session.dialog = None;
             return reply(turn.ctx.t("dialog_expired", &[]));
         }
-        if intents.cancel.is_whole(&q) {
+        if intents.cancel.is_whole(q) {
             session.dialog = None;
             return reply(turn.ctx.t("dialog_cancelled", &[]));
         }
-        if intents.back.is_whole(&q) {
+        if intents.back.is_whole(q) {
             return back(dialog, turn, session, ds);
         }
         return answer(dialog, turn, session, ds, text);
     }
-    match find_start(dialogs, &q, text) {
+    match find_start(dialogs, q, text) {
         Some((dialog, preset)) => start(dialog, turn, session, preset.as_deref()),
-        None if intents.cancel.is_whole(&q) => reply(turn.ctx.t("dialog_nothing_to_cancel", &[])),
+        None if intents.cancel.is_whole(q) => reply(turn.ctx.t("dialog_nothing_to_cancel", &[])),
         None => Outcome::NotMine,
     }
 }
