@@ -34,6 +34,7 @@ pub mod config;
 pub mod dialog;
 pub mod knowledge;
 pub mod logging;
+pub mod message;
 pub mod search;
 pub mod store;
 pub mod synthetic;
