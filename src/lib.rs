@@ -38,3 +38,4 @@ pub mod message;
 pub mod search;
 pub mod store;
 pub mod synthetic;
+pub mod template;
