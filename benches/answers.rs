@@ -4,11 +4,15 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use parkbot::bot::{Identity, Inbound};
 use parkbot::search::{Index, Query};
 use parkbot::store::Store;
-use parkbot::synthetic;
+
+#[path = "../src/bin/parkbot-load/synthetic.rs"]
+mod synthetic;
 
 fn benches(c: &mut Criterion) {
     let text = synthetic::knowledge_10k();
@@ -33,7 +37,8 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let dir = tempfile::tempdir().unwrap();
-    let bot = synthetic::bot(&dir.path().join("a.redb"), &text, parkbot::bot::system_clock()).unwrap();
+    let bot = Arc::new(synthetic::bot(&dir.path().join("a.redb"), &text, parkbot::bot::system_clock()).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread().build().unwrap();
     let index = Index::build(&knowledge);
 
     let mut g = c.benchmark_group("answer_10k");
@@ -49,11 +54,11 @@ fn benches(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             i += 1;
-            let msg = Inbound {
-                identity: Identity::console("bench"),
-                text: synthetic::QUESTIONS[i % synthetic::QUESTIONS.len()].to_string(),
-            };
-            bot.handle(&msg).unwrap()
+            let msg = Inbound::text(
+                Identity::console("bench"),
+                synthetic::QUESTIONS[i % synthetic::QUESTIONS.len()],
+            );
+            rt.block_on(bot.handle(msg))
         })
     });
     for (name, q) in [
@@ -62,11 +67,8 @@ fn benches(c: &mut Criterion) {
         ("zh_field_list", synthetic::QUESTIONS[2]),
     ] {
         g.bench_function(format!("bot_handle_{name}"), |b| {
-            let msg = Inbound {
-                identity: Identity::console("bench-one"),
-                text: q.to_string(),
-            };
-            b.iter(|| bot.handle(&msg).unwrap())
+            let msg = Inbound::text(Identity::console("bench-one"), q);
+            b.iter(|| rt.block_on(bot.handle(msg.clone())))
         });
     }
     g.finish();

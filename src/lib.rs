@@ -24,18 +24,18 @@
 //! - [`channels`]: thin adapters; today the terminal.
 //! - [`app`]: wiring shared by the commands (open the store, seed, import).
 //! - [`logging`]: tracing set-up and masking of personal data.
-//! - [`synthetic`]: generated data for benchmarks and the load tool.
 
 pub mod app;
 pub mod assets;
 pub mod bot;
 pub mod channels;
 pub mod config;
+pub mod context;
 pub mod dialog;
 pub mod knowledge;
 pub mod logging;
 pub mod message;
+pub mod phrasebook;
 pub mod search;
 pub mod store;
-pub mod synthetic;
 pub mod template;

@@ -13,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use parkbot::app::{self, App, export};
 use parkbot::bot::{Clock, system_clock};
-use parkbot::channels::console;
+use parkbot::channels::console::Console;
 use parkbot::config::Config;
 
 const ABOUT: &str = "The chat bot of the Shougang Sci-Fi Industry Cluster (首钢科幻产业集聚区).
@@ -57,7 +57,8 @@ enum Command {
         #[arg(long, default_value = "local")]
         user: String,
     },
-    /// Send one message, print the replies and exit
+    /// Send one message, print the replies and exit ("/start PAYLOAD" opens
+    /// the bot as a deep link would, e.g. "/start signup:web3-forum")
     Ask {
         /// Console user name; the identity is console:NAME
         #[arg(long, default_value = "local")]
@@ -181,14 +182,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Ask { user, text } => {
             let app = App::open(config, db)?;
-            let bot = app.bot(clock()?)?;
-            console::ask(&bot, &user, &text.join(" "), &mut std::io::stdout().lock())?;
+            let console = Console::new(Arc::new(app.bot(clock()?)?), &user)?;
+            console.ask(&text.join(" "), &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Chat { user } => {
             let app = App::open(config, db)?;
-            let bot = app.bot(clock()?)?;
-            console::chat(&bot, &user)?;
+            let console = Console::new(Arc::new(app.bot(clock()?)?), &user)?;
+            console.chat()?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { replace, files } => {

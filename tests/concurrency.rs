@@ -7,6 +7,8 @@ use std::sync::{Arc, Barrier};
 use parkbot::bot::{Bot, Identity, Inbound};
 use parkbot::store::RegistrationStatus;
 
+use crate::synthetic;
+
 const EVENT: &str = r#"
 [[event]]
 id = "tiny"
@@ -17,15 +19,14 @@ capacity = 5
 
 fn bot(dir: &std::path::Path) -> Arc<Bot> {
     let now = time::macros::datetime!(2026-11-28 12:00 +08:00);
-    Arc::new(parkbot::synthetic::bot(&dir.join("c.redb"), EVENT, Arc::new(move || now)).unwrap())
+    Arc::new(synthetic::bot(&dir.join("c.redb"), EVENT, Arc::new(move || now)).unwrap())
 }
 
-fn say(bot: &Bot, who: &str, text: &str) -> String {
-    let msg = Inbound {
-        identity: Identity::console(who),
-        text: text.to_string(),
-    };
-    bot.handle(&msg).unwrap().join("\n")
+/// One message through the bot's async entry point, from a plain thread.
+fn say(bot: &Arc<Bot>, who: &str, text: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let replies = rt.block_on(bot.handle(Inbound::text(Identity::console(who), text)));
+    replies.iter().map(|r| r.numbered()).collect::<Vec<_>>().join("\n")
 }
 
 #[test]

@@ -95,13 +95,17 @@ fn a_whole_sign_up_in_english_with_a_preselected_event() {
 fn deep_links_and_commands_start_with_the_event_chosen() {
     let s = Sandbox::new();
     assert!(
-        s.ask("a", "signup:consortium-101").contains("姓名"),
+        s.ask("a", "/start signup:consortium-101").contains("姓名"),
         "a link is not English"
     );
     assert!(s.ask("a", "取消").contains("已取消"));
     assert!(s.ask("b", "/signup").contains("Which event"));
-    let r = s.ask("c", "signup:midautumn-book-club");
+    let r = s.ask("c", "/start signup:midautumn-book-club");
     assert!(r.starts_with("中秋科幻读书会"), "{r}");
+    // After an English message, a link answers in English.
+    s.ask("d", "hello");
+    let r = s.ask("d", "/start signup:consortium-101");
+    assert!(r.contains("Your full name"), "{r}");
 }
 
 #[test]

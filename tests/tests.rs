@@ -2,6 +2,9 @@
 
 mod util;
 
+#[path = "../src/bin/parkbot-load/synthetic.rs"]
+mod synthetic;
+
 mod cli;
 mod concurrency;
 mod dialogs;

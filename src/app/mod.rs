@@ -56,6 +56,7 @@ impl App {
         let dialogs = load_dialogs(dir).map_err(|p| anyhow!("{}", p.join("\n")))?;
         let settings = Settings {
             dialog_timeout_secs: self.config.dialogs.timeout_minutes as i64 * 60,
+            ..Default::default()
         };
         Ok(Bot::new(self.store.clone(), phrases, dialogs, settings, clock)?)
     }

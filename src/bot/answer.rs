@@ -7,33 +7,35 @@
 //! for a specific item, so "which VFX companies do motion capture?" still
 //! finds the one that does.
 
-use super::Ctx;
+use crate::context::Ctx;
 use super::render::{self, PAGE};
 use crate::knowledge::Lang;
 use crate::search::{Hit, Item, Query};
-use crate::store::{MoreList, Session};
+use crate::store::{MoreList, Session, StoreError};
 
-/// A reply and the rest of its list, if it was cut short.
-pub struct Reply {
+/// An answer and the rest of its list, if it was cut short.
+pub struct Answer {
     pub text: String,
     pub more: Option<MoreList>,
 }
 
-impl Reply {
-    fn plain(text: String) -> Reply {
-        Reply { text, more: None }
+impl Answer {
+    fn plain(text: String) -> Answer {
+        Answer { text, more: None }
     }
 }
+
+type Answered = Result<Answer, StoreError>;
 
 /// How close to the best score another hit must be to be suggested.
 const SEE_ALSO_RATIO: f32 = 0.75;
 /// Other enterprises of the field named after one enterprise's details.
 const ALSO_IN_FIELD: usize = 4;
 
-pub fn answer(ctx: &Ctx, q: &Query) -> Reply {
+pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
     let intents = &ctx.phrases.intents;
     if q.terms.is_empty() && q.all_terms.is_empty() || intents.help.is_whole(q) || intents.greeting.is_whole(q) {
-        return Reply::plain(ctx.t("help", &[]));
+        return Ok(Answer::plain(ctx.t("help", &[])));
     }
     let index = &ctx.brain.index;
     let fields = index.fields_in(q);
@@ -71,13 +73,13 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Reply {
         // Members that the whole question fits best come first ("robotaxi
         // companies" puts the one whose summary says robotaxis on top).
         let all = index.search(q);
-        return field_list(ctx, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(), &all);
+        return Ok(field_list(ctx, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(), &all));
     }
     if !event_words.is_empty() {
-        return upcoming(ctx);
+        return Ok(upcoming(ctx));
     }
     if !field_words.is_empty() {
-        return all_fields(ctx);
+        return Ok(all_fields(ctx));
     }
     if let Some(Hit {
         item: Item::Field(f),
@@ -85,17 +87,17 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Reply {
         ..
     }) = hits.first()
     {
-        return field_list(ctx, &[*f], &hits);
+        return Ok(field_list(ctx, &[*f], &hits));
     }
-    Reply::plain(ctx.t("fallback", &[]))
+    Ok(Answer::plain(ctx.t("fallback", &[])))
 }
 
 /// The details of one item, then close alternatives.
-fn one(ctx: &Ctx, top: &Hit, hits: &[Hit], fields: &[usize]) -> Reply {
+fn one(ctx: &Ctx, top: &Hit, hits: &[Hit], fields: &[usize]) -> Answered {
     let k = &ctx.brain.knowledge;
     let mut text = match top.item {
         Item::Enterprise(i) => render::enterprise(ctx, &k.enterprise[i]),
-        Item::Event(i) => render::event(ctx, &k.event[i]),
+        Item::Event(i) => render::event(ctx, &k.event[i])?,
         Item::Faq(i) => render::faq(ctx, &k.faq[i]),
         Item::Field(_) => unreachable!("fields are answered as lists"),
     };
@@ -140,7 +142,7 @@ fn one(ctx: &Ctx, top: &Hit, hits: &[Hit], fields: &[usize]) -> Reply {
             text.push_str(&format!("\n\n{}{}", ctx.t("see_also", &[]), render::names(ctx, &close)));
         }
     }
-    Reply::plain(text)
+    Ok(Answer::plain(text))
 }
 
 /// The enterprises of field `f`, those the question matched best first.
@@ -160,7 +162,7 @@ fn members(ctx: &Ctx, f: usize, hits: &[Hit]) -> Vec<Item> {
     items
 }
 
-fn field_list(ctx: &Ctx, fields: &[usize], hits: &[Hit]) -> Reply {
+fn field_list(ctx: &Ctx, fields: &[usize], hits: &[Hit]) -> Answer {
     let k = &ctx.brain.knowledge;
     let mut items: Vec<Item> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -173,48 +175,48 @@ fn field_list(ctx: &Ctx, fields: &[usize], hits: &[Hit]) -> Reply {
         Lang::En => " / ",
     });
     if items.is_empty() {
-        return Reply::plain(ctx.t("field_empty", &[("field", &name)]));
+        return Answer::plain(ctx.t("field_empty", &[("field", &name)]));
     }
     let heading = ctx.t("field_list", &[("field", &name), ("count", &items.len().to_string())]);
     let (text, more) = render::list(ctx, &heading, &items, 0, 0, None);
-    Reply { text, more }
+    Answer { text, more }
 }
 
 /// Events that have not ended, soonest first.
-pub fn upcoming(ctx: &Ctx) -> Reply {
+pub fn upcoming(ctx: &Ctx) -> Answer {
     let k = &ctx.brain.knowledge;
     let mut events: Vec<usize> = (0..k.event.len())
         .filter(|&i| k.event[i].ends_at.unwrap_or(k.event[i].starts_at).0 >= ctx.now)
         .collect();
     events.sort_by_key(|&i| (k.event[i].starts_at, i));
     if events.is_empty() {
-        return Reply::plain(ctx.t("events_none", &[]));
+        return Answer::plain(ctx.t("events_none", &[]));
     }
     let items: Vec<Item> = events.into_iter().map(Item::Event).collect();
     let heading = ctx.t("events_list", &[("count", &items.len().to_string())]);
     let (text, more) = render::list(ctx, &heading, &items, 0, 0, Some(ctx.t("events_hint", &[])));
-    Reply { text, more }
+    Answer { text, more }
 }
 
-fn all_fields(ctx: &Ctx) -> Reply {
+fn all_fields(ctx: &Ctx) -> Answer {
     let k = &ctx.brain.knowledge;
     let items: Vec<Item> = (0..k.field.len()).map(Item::Field).collect();
     let heading = ctx.t("fields_list", &[("count", &items.len().to_string())]);
     let (text, more) = render::list(ctx, &heading, &items, 0, 0, Some(ctx.t("fields_hint", &[])));
-    Reply { text, more }
+    Answer { text, more }
 }
 
 /// The next page of the identity's last list.
-pub fn more(ctx: &Ctx, session: &mut Session) -> String {
+pub fn more(ctx: &Ctx, session: &mut Session) -> Result<String, StoreError> {
     let Some(list) = session.more.take() else {
-        return ctx.t("more_none", &[]);
+        return Ok(ctx.t("more_none", &[]));
     };
     let items: Vec<Item> = list.rest.iter().filter_map(|key| render::resolve(ctx, key)).collect();
     if items.is_empty() {
-        return ctx.t("more_none", &[]);
+        return Ok(ctx.t("more_none", &[]));
     }
     let (text, more) = render::list(ctx, "", &items, list.shown, list.unlisted, None);
     session.more = more;
     debug_assert!(items.len() <= PAGE || session.more.is_some());
-    text
+    Ok(text)
 }

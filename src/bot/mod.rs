@@ -1,99 +1,45 @@
 //! The bot core: platform-neutral. A channel adapter hands it an
-//! [`Inbound`] message (an identity and a text) and sends back the replies
-//! it returns. It knows nothing of Telegram, WeChat, HTTP or XML.
+//! [`Inbound`] message and renders the [`Reply`]s it returns. It knows
+//! nothing of Telegram, WeChat, HTTP or XML.
 //!
-//! Per message: load the identity's session from the store, decide what the
-//! message asks for ([`answer`]), and commit the new session durably before
-//! the replies are returned.
+//! [`Bot::handle`] is the one entry point, `async`, for every channel:
+//! - messages of one identity are handled one at a time, in the order
+//!   `handle` was called ([`lanes`]); different identities never wait for
+//!   each other, except in the store's shared group commit;
+//! - the synchronous work (index, store) runs on tokio's blocking pool;
+//! - a message whose platform id was handled before gets the replies given
+//!   the first time and changes nothing ([`retries`], and the store's record
+//!   committed with the state change);
+//! - the dialog engine decides, this module carries the decision out: it
+//!   saves the session, with the dialog's effect and the retry record, in
+//!   one transaction ([`Bot::process`]);
+//! - a store that cannot be read or written is said ("temporarily
+//!   unavailable"), the session is left as it was, and the cause is logged.
 
 mod answer;
-pub mod phrasebook;
+mod lanes;
 mod render;
+mod retries;
+#[cfg(test)]
+mod tests;
 
-use std::hash::{Hash, Hasher};
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
 use time::OffsetDateTime;
 
-use crate::dialog::{self, Dialogs};
-use crate::knowledge::{Knowledge, Lang};
-use crate::search::{Index, Query};
-use crate::store::{Store, StoreError};
-pub use phrasebook::Phrasebook;
+pub use crate::context::{Brain, Ctx};
+use crate::dialog::{self, Dialogs, Said};
+#[cfg(test)]
+use crate::dialog::CHOICE_PAGE;
+use crate::knowledge::Lang;
+pub use crate::message::{Channel, Choice, Identity, Inbound, Input, Reply};
+pub use crate::phrasebook::{self, Phrasebook};
+use crate::search::Query;
+use crate::store::{Session, Store, StoreError, TurnWrite};
 
-/// What one message's handling needs to know.
-pub struct Ctx<'a> {
-    pub brain: &'a Brain,
-    pub phrases: &'a Phrasebook,
-    pub store: &'a Store,
-    pub now: OffsetDateTime,
-    pub lang: Lang,
-}
-
-impl Ctx<'_> {
-    /// A phrasebook text in the message's language.
-    pub fn t(&self, key: &str, args: &[(&str, &str)]) -> String {
-        self.phrases.t(key, self.lang, args)
-    }
-}
-
-/// Locks that serialize the messages of one identity (striped: an
-/// identity always maps to the same lock; different identities rarely
-/// share one, and then only wait, never deadlock).
-struct IdentityLocks(Vec<Mutex<()>>);
-
-impl IdentityLocks {
-    fn new(n: usize) -> IdentityLocks {
-        IdentityLocks((0..n).map(|_| Mutex::new(())).collect())
-    }
-
-    fn lock(&self, identity: &Identity) -> std::sync::MutexGuard<'_, ()> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        identity.hash(&mut h);
-        let m = &self.0[(h.finish() % self.0.len() as u64) as usize];
-        m.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Who sent a message: `channel:id`, e.g. `console:local`, `telegram:42`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Identity(String);
-
-impl Identity {
-    /// Parses `channel:id` where channel is a known channel name.
-    pub fn parse(s: &str) -> Option<Identity> {
-        let (channel, id) = s.split_once(':')?;
-        let known = matches!(channel, "console" | "telegram" | "wechat" | "web");
-        (known && !id.is_empty() && !id.chars().any(char::is_control)).then(|| Identity(s.to_string()))
-    }
-
-    pub fn console(name: &str) -> Identity {
-        Identity(format!("console:{name}"))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn channel(&self) -> &str {
-        self.0.split_once(':').map_or("", |(c, _)| c)
-    }
-}
-
-impl std::fmt::Display for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A message from a person, as every channel hands it over.
-#[derive(Debug, Clone)]
-pub struct Inbound {
-    pub identity: Identity,
-    pub text: String,
-}
-
-/// What the bot could not do; the adapter says "something went wrong".
+/// What the bot could not do at all (it could not even start).
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
     #[error(transparent)]
@@ -107,48 +53,30 @@ pub fn system_clock() -> Clock {
     Arc::new(OffsetDateTime::now_utc)
 }
 
-/// Knowledge and its index, swapped as one after an import.
-pub struct Brain {
-    pub knowledge: Knowledge,
-    pub index: Index,
-    /// For each field (same order as `knowledge.field`), its enterprises.
-    pub members: Vec<Vec<usize>>,
-}
-
-impl Brain {
-    pub fn new(knowledge: Knowledge) -> Brain {
-        let index = Index::build(&knowledge);
-        let mut members = vec![Vec::new(); knowledge.field.len()];
-        let position: std::collections::HashMap<&str, usize> = knowledge
-            .field
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.id.as_str(), i))
-            .collect();
-        for (e, ent) in knowledge.enterprise.iter().enumerate() {
-            for f in ent.fields.iter().filter_map(|id| position.get(id.as_str())) {
-                members[*f].push(e);
-            }
-        }
-        Brain {
-            knowledge,
-            index,
-            members,
-        }
-    }
-}
-
 /// How the bot behaves, besides its data.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Seconds of silence after which a dialog expires.
     pub dialog_timeout_secs: i64,
+    /// Longer messages are refused politely (`[server] max_message_chars`).
+    pub max_message_chars: usize,
+    /// How long a platform message id is remembered, in seconds.
+    pub retry_window_secs: i64,
+    /// The most message ids remembered in memory (older ones are still
+    /// found in the store when they changed state).
+    pub retry_capacity: usize,
+    /// Menu keys and the messages they stand for (`[wechat.menu]`).
+    pub menu: BTreeMap<String, String>,
 }
 
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
             dialog_timeout_secs: 30 * 60,
+            max_message_chars: 1000,
+            retry_window_secs: 15 * 60,
+            retry_capacity: 100_000,
+            menu: BTreeMap::new(),
         }
     }
 }
@@ -156,11 +84,30 @@ impl Default for Settings {
 pub struct Bot {
     store: Arc<Store>,
     brain: RwLock<Arc<Brain>>,
-    phrases: Phrasebook,
+    phrases: Arc<Phrasebook>,
     dialogs: Dialogs,
     settings: Settings,
     clock: Clock,
-    locks: IdentityLocks,
+    lanes: Arc<lanes::Lanes>,
+    retries: Mutex<retries::Retries>,
+    /// Tests: an identity whose handling is slow.
+    #[cfg(test)]
+    slow: Mutex<Option<(Identity, std::time::Duration)>>,
+}
+
+/// What one message comes to before it is carried out.
+struct Decision {
+    replies: Vec<Reply>,
+    finish: Option<dialog::Finish>,
+}
+
+impl Decision {
+    fn reply(text: String) -> Decision {
+        Decision {
+            replies: vec![Reply::text(text)],
+            finish: None,
+        }
+    }
 }
 
 impl Bot {
@@ -173,19 +120,27 @@ impl Bot {
         clock: Clock,
     ) -> Result<Bot, BotError> {
         let brain = Brain::new(store.knowledge()?);
+        let retries = retries::Retries::new(settings.retry_capacity);
         Ok(Bot {
             store,
             brain: RwLock::new(Arc::new(brain)),
-            phrases,
+            phrases: Arc::new(phrases),
             dialogs,
             settings,
             clock,
-            locks: IdentityLocks::new(256),
+            lanes: Arc::new(lanes::Lanes::default()),
+            retries: Mutex::new(retries),
+            #[cfg(test)]
+            slow: Mutex::new(None),
         })
     }
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// Rebuilds the index after the store's knowledge changed.
@@ -199,22 +154,236 @@ impl Bot {
         self.brain.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Handles one message and returns the replies, in order; the
+    /// identity's state is durably committed before they are returned.
+    ///
+    /// The message takes its place in its identity's queue when this is
+    /// called (not when the future is first polled), so an adapter that
+    /// calls `handle` in arrival order gets arrival order. Dropping the
+    /// future gives up the place; work already started still completes.
+    pub fn handle(self: &Arc<Self>, msg: Inbound) -> impl Future<Output = Vec<Reply>> + Send + 'static {
+        let ticket = self.lanes.ticket(&msg.identity);
+        let bot = self.clone();
+        async move {
+            ticket.turn().await;
+            let (phrases, lang) = (bot.phrases.clone(), first_lang(&msg));
+            let identity = msg.identity.clone();
+            let work = tokio::task::spawn_blocking(move || {
+                let replies = bot.process(&msg);
+                drop(ticket); // the next message of this identity may go
+                replies
+            });
+            match work.await {
+                Ok(replies) => replies,
+                Err(e) => {
+                    let panic = e.try_into_panic().ok().map(|p| panic_message(p.as_ref()));
+                    tracing::error!(identity = %identity, panic = ?panic, "handling a message failed");
+                    vec![Reply::text(phrases.t("unavailable", lang, &[]))]
+                }
+            }
+        }
+    }
+
+    /// The synchronous handling of one message, in its identity's turn.
+    #[tracing::instrument(skip_all, fields(identity = %msg.identity))]
+    fn process(&self, msg: &Inbound) -> Vec<Reply> {
+        #[cfg(test)]
+        if let Some((who, pause)) = self.slow.lock().unwrap().clone()
+            && who == msg.identity
+        {
+            std::thread::sleep(pause);
+        }
+        let now = (self.clock)();
+        let at = now.unix_timestamp();
+        let window = self.settings.retry_window_secs;
+        let fallback_lang = first_lang(msg);
+        if let Some(id) = &msg.message_id {
+            if let Some(replies) = self.remembered(&msg.identity, id, at) {
+                tracing::info!(message_id = %id, "retry recognised: the first replies again");
+                return replies;
+            }
+            match self.store.handled(msg.identity.as_str(), id, at - window) {
+                Ok(Some(replies)) => {
+                    tracing::info!(message_id = %id, "retry recognised (from the store)");
+                    self.remember(&msg.identity, id, at, &replies);
+                    return replies;
+                }
+                Ok(None) => {}
+                Err(e) => return self.unavailable(fallback_lang, &e),
+            }
+        }
+        let before = match self.store.session(msg.identity.as_str()) {
+            Ok(s) => s,
+            Err(e) => return self.unavailable(fallback_lang, &e),
+        };
+        let mut session = before.clone().unwrap_or_default();
+        let lang = match &msg.input {
+            Input::Text(t) => Lang::detect_or(t, session.lang),
+            _ => session.lang.unwrap_or(Lang::Zh),
+        };
+        session.lang = Some(lang);
+        match self.carry_out(msg, before.unwrap_or_default(), session, now, lang) {
+            Ok(replies) => {
+                if let Some(id) = &msg.message_id {
+                    self.remember(&msg.identity, id, at, &replies);
+                }
+                replies
+            }
+            Err(e) => self.unavailable(lang, &e),
+        }
+    }
+
+    fn remembered(&self, identity: &Identity, message_id: &str, at: i64) -> Option<Vec<Reply>> {
+        let mut r = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+        r.get(identity, message_id, at, self.settings.retry_window_secs)
+    }
+
+    fn remember(&self, identity: &Identity, message_id: &str, at: i64, replies: &[Reply]) {
+        let mut r = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+        r.put(identity, message_id, at, replies, self.settings.retry_window_secs);
+    }
+
+    /// Said when the store fails: nothing was changed, the person may try
+    /// again and continue where they were.
+    fn unavailable(&self, lang: Lang, e: &StoreError) -> Vec<Reply> {
+        tracing::error!(error = %e, "the store failed; the person was told to try again");
+        vec![Reply::text(self.phrases.t("unavailable", lang, &[]))]
+    }
+
+    /// Decides, then saves what changed (with the dialog's effect and the
+    /// retry record) in one transaction, and returns the replies.
+    fn carry_out(
+        &self,
+        msg: &Inbound,
+        before: Session,
+        mut session: Session,
+        now: OffsetDateTime,
+        lang: Lang,
+    ) -> Result<Vec<Reply>, StoreError> {
+        let brain = self.brain();
+        let ctx = Ctx {
+            brain: &brain,
+            phrases: &self.phrases,
+            store: &self.store,
+            now,
+            lang,
+        };
+        let decision = self.decide(&ctx, msg, &mut session)?;
+        let dialog_changed = before.dialog != session.dialog;
+        // The rest of a list, or a new language (for messages that carry
+        // none, like a deep link): cheap state, written without an fsync.
+        let lazy_changed = before.more != session.more || before.lang != session.lang;
+        if decision.finish.is_none() && !dialog_changed && !lazy_changed {
+            // A plain answer writes nothing.
+            return Ok(decision.replies);
+        }
+        let at = now.unix_timestamp();
+        session.updated_at = at;
+        let (effect, wording) = match decision.finish {
+            Some(f) => (Some(f.effect), Some(f.wording)),
+            None => (None, None),
+        };
+        let write = TurnWrite {
+            identity: msg.identity.as_str().to_string(),
+            now: at,
+            session: Some(Some(session)),
+            // A dialog step is durable before the reply; the rest of a list
+            // is harmless to lose and is saved without an fsync of its own.
+            durable: effect.is_some() || dialog_changed,
+            effect,
+            message_id: msg.message_id.clone(),
+            forget_before: at - self.settings.retry_window_secs,
+        };
+        let first = decision.replies;
+        let (_, replies) = self.store.commit_turn(write, move |outcome| {
+            let mut all = first.clone();
+            if let Some(w) = &wording {
+                all.extend(w.replies(outcome));
+            }
+            all
+        })?;
+        Ok(replies)
+    }
+
+    /// What the message means: a dialog step, an answer, or a reply only.
+    fn decide(&self, ctx: &Ctx, msg: &Inbound, session: &mut Session) -> Result<Decision, StoreError> {
+        let turn = dialog::Turn {
+            ctx,
+            identity: msg.identity.as_str(),
+            timeout_secs: self.settings.dialog_timeout_secs,
+        };
+        let help = || Decision::reply(ctx.t("help", &[]));
+        let said = match &msg.input {
+            Input::Text(text) => return self.decide_text(ctx, &turn, session, text),
+            Input::Click(key) => {
+                return match self.settings.menu.get(key) {
+                    Some(text) => self.decide_text(ctx, &turn, session, text),
+                    None => {
+                        tracing::warn!(key = %key, "a menu key that [wechat.menu] does not map");
+                        Ok(help())
+                    }
+                };
+            }
+            Input::Unsubscribe => return Ok(Decision { replies: Vec::new(), finish: None }),
+            Input::Choice(value) => Said::Choice(value),
+            Input::Start { payload: Some(p) } | Input::Subscribe { scene: Some(p) } => Said::Link(p),
+            Input::Start { payload: None } | Input::Subscribe { scene: None } => return Ok(help()),
+        };
+        Ok(match dialog::handle(&self.dialogs, &turn, session, said)? {
+            dialog::Outcome::Step(step) => {
+                session.more = None;
+                Decision {
+                    replies: step.replies,
+                    finish: step.finish,
+                }
+            }
+            // A link no dialog knows: greet.
+            dialog::Outcome::NotMine => help(),
+        })
+    }
+
+    fn decide_text(
+        &self,
+        ctx: &Ctx,
+        turn: &dialog::Turn,
+        session: &mut Session,
+        text: &str,
+    ) -> Result<Decision, StoreError> {
+        let max = self.settings.max_message_chars;
+        if text.chars().count() > max {
+            return Ok(Decision::reply(ctx.t("message_too_long", &[("max", &max.to_string())])));
+        }
+        let q = Query::new(text);
+        Ok(match dialog::handle(&self.dialogs, turn, session, Said::Text(text, &q))? {
+            dialog::Outcome::Step(step) => {
+                session.more = None;
+                Decision {
+                    replies: step.replies,
+                    finish: step.finish,
+                }
+            }
+            dialog::Outcome::NotMine if self.phrases.intents.more.is_whole(&q) => {
+                Decision::reply(answer::more(ctx, session)?)
+            }
+            dialog::Outcome::NotMine => {
+                let r = answer::answer(ctx, &q)?;
+                session.more = r.more;
+                Decision::reply(r.text)
+            }
+        })
+    }
+
     /// A readable account of how the knowledge ranks for `text`: the terms,
     /// the fields found, and the best hits with their evidence.
     pub fn explain(&self, text: &str) -> String {
         let brain = self.brain();
         let q = Query::new(text);
         let mut out = format!(
-            "terms: {}
-",
+            "terms: {}\n",
             q.terms.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ")
         );
         for (f, _) in brain.index.fields_in(&q) {
-            out.push_str(&format!(
-                "field: {}
-",
-                brain.knowledge.field[f].id
-            ));
+            out.push_str(&format!("field: {}\n", brain.knowledge.field[f].id));
         }
         for h in brain.index.search(&q) {
             let id = match h.item {
@@ -237,66 +406,19 @@ impl Bot {
         }
         out
     }
+}
 
-    /// Handles one message and returns the replies, in order. The identity's
-    /// state is durably committed before this returns.
-    #[tracing::instrument(skip_all, fields(identity = %msg.identity))]
-    pub fn handle(&self, msg: &Inbound) -> Result<Vec<String>, BotError> {
-        let _one_at_a_time = self.locks.lock(&msg.identity);
-        let now = (self.clock)();
-        let before = self.store.session(msg.identity.as_str())?;
-        let mut session = before.clone().unwrap_or_default();
-        let lang = if self.dialogs.is_link(&msg.text) {
-            session.lang.unwrap_or(Lang::Zh)
-        } else {
-            Lang::detect_or(&msg.text, session.lang)
-        };
-        session.lang = Some(lang);
-        let brain = self.brain();
-        let ctx = Ctx {
-            brain: &brain,
-            phrases: &self.phrases,
-            store: &self.store,
-            now,
-            lang,
-        };
-        let turn = dialog::Turn {
-            ctx: &ctx,
-            identity: msg.identity.as_str(),
-            timeout_secs: self.settings.dialog_timeout_secs,
-        };
-        let q = Query::new(&msg.text);
-        let replies = match dialog::handle(&self.dialogs, &turn, &mut session, &msg.text, &q) {
-            dialog::Outcome::Reply { replies, saved: true } => {
-                tracing::debug!("dialog completed");
-                return Ok(replies);
-            }
-            dialog::Outcome::Reply { replies, saved: false } => {
-                session.more = None;
-                replies
-            }
-            dialog::Outcome::NotMine => {
-                if self.phrases.intents.more.is_whole(&q) {
-                    vec![answer::more(&ctx, &mut session)]
-                } else {
-                    let r = answer::answer(&ctx, &q);
-                    session.more = r.more;
-                    vec![r.text]
-                }
-            }
-        };
-        // A dialog step is durable before the reply; the rest of a list is
-        // harmless to lose and is saved without an fsync of its own. The
-        // language alone is not worth a write: it goes with the next change.
-        let before = before.unwrap_or_default();
-        if before.dialog != session.dialog {
-            session.updated_at = now.unix_timestamp();
-            self.store.put_session(msg.identity.as_str(), Some(&session))?;
-        } else if before.more != session.more {
-            session.updated_at = now.unix_timestamp();
-            self.store.put_session_lazily(msg.identity.as_str(), &session)?;
-        }
-        tracing::debug!(chars = msg.text.chars().count(), "answered");
-        Ok(replies)
+/// The language of a message before its session is known.
+fn first_lang(msg: &Inbound) -> Lang {
+    match &msg.input {
+        Input::Text(t) => Lang::detect(t),
+        _ => Lang::Zh,
     }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }

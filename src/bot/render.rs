@@ -5,7 +5,8 @@ use crate::knowledge::{Enterprise, Event, Faq, Lang};
 use crate::search::Item;
 use crate::store::MoreList;
 
-use super::Ctx;
+use crate::context::Ctx;
+use crate::store::StoreError;
 
 /// Items shown in one list reply.
 pub const PAGE: usize = 5;
@@ -45,7 +46,7 @@ pub fn enterprise(ctx: &Ctx, e: &Enterprise) -> String {
     lines.join("\n")
 }
 
-pub fn event(ctx: &Ctx, ev: &Event) -> String {
+pub fn event(ctx: &Ctx, ev: &Event) -> Result<String, StoreError> {
     let l = ctx.lang;
     let mut lines = vec![ev.title.get(l).to_string()];
     let mut when = ctx.phrases.datetime(ev.starts_at.0, l);
@@ -65,31 +66,29 @@ pub fn event(ctx: &Ctx, ev: &Event) -> String {
     if past {
         lines.push(ctx.t("event_past", &[]));
     } else {
-        lines.push(seats(ctx, ev));
+        lines.push(seats(ctx, ev)?);
         lines.push(signup_line(ctx, ev));
     }
     let summary = ev.summary.get(l);
     if !summary.is_empty() {
         lines.push(summary.to_string());
     }
-    lines.join("\n")
+    Ok(lines.join("\n"))
 }
 
-fn seats(ctx: &Ctx, ev: &Event) -> String {
+/// Seats left. A count that cannot be read is an error, never "all free".
+fn seats(ctx: &Ctx, ev: &Event) -> Result<String, StoreError> {
     let Some(cap) = ev.capacity else {
-        return ctx.t("seats_unlimited", &[]);
+        return Ok(ctx.t("seats_unlimited", &[]));
     };
-    let taken = ctx.store.confirmed_count(&ev.id).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot count registrations");
-        0
-    });
+    let taken = ctx.store.confirmed_count(&ev.id)?;
     let capacity = cap.to_string();
-    if taken >= cap {
+    Ok(if taken >= cap {
         ctx.t("seats_full", &[("capacity", &capacity)])
     } else {
         let left = (cap - taken).to_string();
         ctx.t("seats_left", &[("left", &left), ("capacity", &capacity)])
-    }
+    })
 }
 
 fn signup_line(ctx: &Ctx, ev: &Event) -> String {

@@ -3,15 +3,22 @@
 //! (`open_events`, `my_registrations`, `fields`). Each is implemented once
 //! here, for any dialog file that names it; the wording comes from the
 //! dialog file's `[texts]`.
+//!
+//! Completion only decides: it returns the [`Effect`] for the core to carry
+//! out and a [`Wording`] that words the effect's outcome afterwards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::input::{Refusal, name_match};
 use super::spec::{Action, Dialog, Source};
-use super::{Opt, Outcome, Turn};
+use super::{Decided, Finish, Opt, Outcome, Step, Turn};
 use crate::knowledge::{Event, Lang, Text};
 use crate::logging::mask_phone;
-use crate::store::{CancelOutcome, DialogState, NewRegistration, RegisterOutcome, RegistrationStatus, Session};
+use crate::message::Reply;
+use crate::store::{
+    CancelOutcome, DialogState, Effect, EffectOutcome, NewRegistration, RegisterOutcome, RegistrationStatus,
+    StoreError,
+};
 
 /// Why an event cannot be signed up for now, as a refusal naming it.
 pub fn closed_reason(ev: &Event, now: time::OffsetDateTime) -> Option<&'static str> {
@@ -30,10 +37,10 @@ fn event_refusal(key: &'static str, ev: &Event, lang: Lang) -> Refusal {
     Refusal::new(key).with("event", ev.title.get(lang))
 }
 
-pub fn source_options(source: Source, turn: &Turn) -> Vec<Opt> {
+pub fn source_options(source: Source, turn: &Turn) -> Result<Vec<Opt>, StoreError> {
     let k = &turn.ctx.brain.knowledge;
     let lang = turn.lang();
-    match source {
+    Ok(match source {
         Source::OpenEvents => {
             let mut events: Vec<&Event> = k
                 .event
@@ -73,10 +80,7 @@ pub fn source_options(source: Source, turn: &Turn) -> Vec<Opt> {
             })
             .collect(),
         Source::MyRegistrations => {
-            let regs = turn.ctx.store.user_registrations(turn.identity).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot read registrations");
-                Vec::new()
-            });
+            let regs = turn.ctx.store.user_registrations(turn.identity)?;
             regs.into_iter()
                 .filter(|r| r.status != RegistrationStatus::Cancelled)
                 .map(|r| {
@@ -111,7 +115,7 @@ pub fn source_options(source: Source, turn: &Turn) -> Vec<Opt> {
                 })
                 .collect()
         }
-    }
+    })
 }
 
 fn status_key(s: RegistrationStatus) -> &'static str {
@@ -123,14 +127,15 @@ fn status_key(s: RegistrationStatus) -> &'static str {
 }
 
 /// Why the option `value` is not on offer any more.
-pub fn why_not(source: Source, turn: &Turn, value: &str) -> Refusal {
+pub fn why_not(source: Source, turn: &Turn, value: &str) -> Result<Refusal, StoreError> {
     if source == Source::OpenEvents
         && let Some(ev) = turn.ctx.brain.knowledge.event(value)
         && let Some(key) = closed_reason(ev, turn.ctx.now)
     {
-        return event_refusal(key, ev, turn.lang());
+        return Ok(event_refusal(key, ev, turn.lang()));
     }
-    Refusal::new("input_bad_choice").with("count", source_options(source, turn).len())
+    let count = source_options(source, turn)?.len().min(super::CHOICE_PAGE);
+    Ok(Refusal::new("input_bad_choice").with("count", count))
 }
 
 /// The event a free-text answer most likely means, found by the search
@@ -164,154 +169,163 @@ pub fn closed_named(source: Source, turn: &Turn, text: &str) -> Option<Refusal> 
     closed_reason(ev, turn.ctx.now).map(|key| event_refusal(key, ev, turn.lang()))
 }
 
-/// Runs the dialog's action on the collected values; the ended session is
-/// committed together with the action's data.
-pub fn complete(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) -> Outcome {
-    let result = match dialog.action {
-        Action::Register => register(dialog, turn, ds, ended),
-        Action::SaveForm => save_form(dialog, turn, ds, ended),
-        Action::CancelRegistration => cancel(dialog, turn, ds, ended),
+/// Decides what the dialog's completion does with the collected values:
+/// an effect for the core to carry out, or (an event closed meanwhile, a
+/// cancellation not confirmed) a reply only. The session has already ended.
+pub fn complete(dialog: &Dialog, turn: &Turn, ds: &DialogState) -> Decided {
+    let wording = Wording::new(dialog, turn, ds);
+    let finish = |effect: Effect, wording: Wording| {
+        Ok(Outcome::Step(Step {
+            replies: Vec::new(),
+            finish: Some(Finish { effect, wording }),
+        }))
     };
-    match result {
-        Ok(text) => Outcome::Reply {
-            replies: vec![text],
-            saved: true,
-        },
-        Err(e) => {
-            tracing::error!(error = %e, dialog = %dialog.id, "dialog action failed");
-            Outcome::Reply {
-                replies: vec![turn.ctx.t("dialog_failed", &[])],
-                saved: false,
+    let now = turn.ctx.now.unix_timestamp();
+    match dialog.action {
+        Action::Register => {
+            let Some(ev) = turn.ctx.brain.knowledge.event(value(ds, "event")) else {
+                let reason = turn.ctx.t("event_gone", &[]);
+                return Ok(wording.say_only("closed", &[("reason", &reason)]));
+            };
+            if let Some(key) = closed_reason(ev, turn.ctx.now) {
+                let reason = turn.ctx.t(key, &[("event", ev.title.get(turn.lang()))]);
+                return Ok(wording.say_only("closed", &[("reason", &reason)]));
             }
+            let new = NewRegistration {
+                event_id: ev.id.clone(),
+                capacity: ev.capacity,
+                user: turn.identity.to_string(),
+                name: value(ds, "name").to_string(),
+                organization: value(ds, "organization").to_string(),
+                phone: value(ds, "phone").to_string(),
+                now,
+            };
+            finish(Effect::Register(new), wording)
+        }
+        Action::SaveForm => {
+            let form = dialog.form.clone().unwrap_or_else(|| dialog.id.clone());
+            let values: BTreeMap<String, String> = ds.values.clone();
+            finish(Effect::SaveForm { form, values }, wording)
+        }
+        Action::CancelRegistration => {
+            let code = value(ds, "registration").to_string();
+            let regs = turn.ctx.store.user_registrations(turn.identity)?;
+            let event_id = regs
+                .iter()
+                .find(|r| r.code == code)
+                .map(|r| r.event_id.clone())
+                .unwrap_or_default();
+            let title = turn
+                .ctx
+                .brain
+                .knowledge
+                .event(&event_id)
+                .map(|e| e.title.get(turn.lang()).to_string())
+                .unwrap_or(event_id);
+            let wording = wording.with("event", title);
+            if value(ds, "ok") != "yes" {
+                return Ok(wording.say_only("kept", &[]));
+            }
+            // The promoted person's notice: the store fills in {event} and
+            // {code} from its own records, in every language.
+            let notice = dialog.text("promoted").clone();
+            finish(Effect::CancelRegistration { code, notice }, wording)
         }
     }
-}
-
-/// A dialog text with the saved values (labels where known) and `extra`.
-fn say(dialog: &Dialog, key: &str, turn: &Turn, ds: &DialogState, extra: &[(&str, &str)]) -> String {
-    let lang = turn.lang();
-    let mut args = super::saved_args(ds, lang);
-    args.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    crate::bot::phrasebook::fill(dialog.text(key).get(lang), &args)
 }
 
 fn value<'a>(ds: &'a DialogState, name: &str) -> &'a str {
     ds.values.get(name).map(String::as_str).unwrap_or("")
 }
 
-fn register(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) -> crate::store::Result<String> {
-    let lang = turn.lang();
-    let Some(ev) = turn.ctx.brain.knowledge.event(value(ds, "event")) else {
-        turn.ctx.store.put_session(turn.identity, Some(&ended))?;
-        return Ok(say(
-            dialog,
-            "closed",
-            turn,
-            ds,
-            &[("reason", &turn.ctx.t("event_gone", &[]))],
-        ));
-    };
-    if let Some(key) = closed_reason(ev, turn.ctx.now) {
-        turn.ctx.store.put_session(turn.identity, Some(&ended))?;
-        let reason = turn.ctx.t(key, &[("event", ev.title.get(lang))]);
-        return Ok(say(dialog, "closed", turn, ds, &[("reason", &reason)]));
-    }
-    let new = NewRegistration {
-        event_id: ev.id.clone(),
-        capacity: ev.capacity,
-        user: turn.identity.to_string(),
-        name: value(ds, "name").to_string(),
-        organization: value(ds, "organization").to_string(),
-        phone: value(ds, "phone").to_string(),
-        now: turn.ctx.now.unix_timestamp(),
-    };
-    let outcome = turn.ctx.store.register(new, Some(ended))?;
-    Ok(match outcome {
-        RegisterOutcome::Confirmed(r) => {
-            tracing::info!(event = %r.event_id, code = %r.code, phone = %mask_phone(&r.phone), "registered");
-            say(dialog, "registered", turn, ds, &[("code", &r.code)])
-        }
-        RegisterOutcome::Waitlisted(r, pos) => {
-            tracing::info!(event = %r.event_id, code = %r.code, position = pos, phone = %mask_phone(&r.phone), "waitlisted");
-            say(
-                dialog,
-                "waitlisted",
-                turn,
-                ds,
-                &[("code", &r.code), ("position", &pos.to_string())],
-            )
-        }
-        RegisterOutcome::Existing(r) => {
-            let status = turn.ctx.phrases.t(status_key(r.status), lang, &[]);
-            say(dialog, "already", turn, ds, &[("code", &r.code), ("status", &status)])
-        }
-    })
+/// Words a completed dialog's outcome: the dialog's texts with the saved
+/// answers (a choice as its label) and the outcome's values, filled in one
+/// pass. Owns what it needs, so it can run where the effect is committed.
+pub struct Wording {
+    dialog: String,
+    texts: HashMap<String, Text>,
+    lang: Lang,
+    args: Vec<(String, String)>,
+    /// "confirmed", "waitlisted", "cancelled" in the person's language.
+    statuses: [String; 3],
+    event_gone: String,
 }
 
-fn save_form(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) -> crate::store::Result<String> {
-    let form = dialog.form.as_deref().unwrap_or(&dialog.id);
-    let values: BTreeMap<String, String> = ds.values.clone();
-    let seq = turn
-        .ctx
-        .store
-        .save_form(form, turn.identity, values, turn.ctx.now.unix_timestamp(), Some(ended))?;
-    let reference = format!("{seq:06}");
-    tracing::info!(form, reference = %reference, "form saved");
-    Ok(say(dialog, "saved", turn, ds, &[("ref", &reference)]))
-}
-
-fn cancel(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) -> crate::store::Result<String> {
-    let code = value(ds, "registration");
-    let regs = turn.ctx.store.user_registrations(turn.identity)?;
-    let event_id = regs
-        .iter()
-        .find(|r| r.code == code)
-        .map(|r| r.event_id.clone())
-        .unwrap_or_default();
-    let title = turn
-        .ctx
-        .brain
-        .knowledge
-        .event(&event_id)
-        .map(|e| e.title.clone())
-        .unwrap_or(Text::Plain(event_id.clone()));
-    let event_args = |l: Lang| [("event", title.get(l).to_string())];
-    if value(ds, "ok") != "yes" {
-        turn.ctx.store.put_session(turn.identity, Some(&ended))?;
-        let e = event_args(turn.lang());
-        return Ok(say(dialog, "kept", turn, ds, &[("event", &e[0].1)]));
-    }
-    // The promoted person's notice, in both languages (delivery picks theirs).
-    let promoted = Text::Localized(
-        [Lang::Zh, Lang::En]
-            .into_iter()
-            .map(|l| {
-                let args: Vec<(&str, &str)> = vec![("event", title.get(l))];
-                (
-                    l.code().to_string(),
-                    crate::bot::phrasebook::fill(dialog.text("promoted").get(l), &args),
-                )
-            })
-            .collect(),
-    );
-    let now = turn.ctx.now.unix_timestamp();
-    let e = event_args(turn.lang());
-    match turn
-        .ctx
-        .store
-        .cancel_registration(turn.identity, code, now, promoted, Some(ended))?
-    {
-        CancelOutcome::Cancelled { cancelled, promoted } => {
-            tracing::info!(event = %cancelled.event_id, code = %cancelled.code, promoted = ?promoted.as_ref().map(|p| &p.code), "registration cancelled");
-            Ok(say(
-                dialog,
-                "cancelled",
-                turn,
-                ds,
-                &[("event", &e[0].1), ("code", &cancelled.code)],
-            ))
+impl Wording {
+    fn new(dialog: &Dialog, turn: &Turn, ds: &DialogState) -> Wording {
+        let status = |s| turn.ctx.t(status_key(s), &[]);
+        Wording {
+            dialog: dialog.id.clone(),
+            texts: dialog.texts.clone(),
+            lang: turn.lang(),
+            args: super::saved_args(ds, turn.lang()),
+            statuses: [
+                status(RegistrationStatus::Confirmed),
+                status(RegistrationStatus::Waitlisted),
+                status(RegistrationStatus::Cancelled),
+            ],
+            event_gone: turn.ctx.t("event_gone", &[]),
         }
-        CancelOutcome::NotFound => Ok(say(dialog, "kept", turn, ds, &[("event", &e[0].1)])),
+    }
+
+    fn with(mut self, name: &str, value: String) -> Wording {
+        self.args.retain(|(k, _)| k != name);
+        self.args.push((name.to_string(), value));
+        self
+    }
+
+    /// The text `key` with the saved answers and `extra` (which win).
+    fn say(&self, key: &str, extra: &[(&str, &str)]) -> Reply {
+        let mut args: Vec<(&str, &str)> = extra.to_vec();
+        args.extend(self.args.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let template = self.texts.get(key).map(|t| t.get(self.lang)).unwrap_or_default();
+        Reply::text(crate::template::fill(template, &args))
+    }
+
+    fn say_only(&self, key: &str, extra: &[(&str, &str)]) -> Outcome {
+        Outcome::Step(Step {
+            replies: vec![self.say(key, extra)],
+            finish: None,
+        })
+    }
+
+    fn status(&self, s: RegistrationStatus) -> &str {
+        match s {
+            RegistrationStatus::Confirmed => &self.statuses[0],
+            RegistrationStatus::Waitlisted => &self.statuses[1],
+            RegistrationStatus::Cancelled => &self.statuses[2],
+        }
+    }
+
+    /// The reply for what the effect came to.
+    pub fn replies(&self, outcome: Option<&EffectOutcome>) -> Vec<Reply> {
+        let Some(outcome) = outcome else {
+            return Vec::new();
+        };
+        let reply = match outcome {
+            EffectOutcome::Register(RegisterOutcome::Confirmed(r)) => {
+                tracing::info!(dialog = %self.dialog, event = %r.event_id, code = %r.code, phone = %mask_phone(&r.phone), "registered");
+                self.say("registered", &[("code", &r.code)])
+            }
+            EffectOutcome::Register(RegisterOutcome::Waitlisted(r, pos)) => {
+                tracing::info!(dialog = %self.dialog, event = %r.event_id, code = %r.code, position = pos, phone = %mask_phone(&r.phone), "waitlisted");
+                self.say("waitlisted", &[("code", &r.code), ("position", &pos.to_string())])
+            }
+            EffectOutcome::Register(RegisterOutcome::Existing(r)) => {
+                self.say("already", &[("code", &r.code), ("status", self.status(r.status))])
+            }
+            EffectOutcome::SaveForm(seq) => {
+                let reference = format!("{seq:06}");
+                tracing::info!(dialog = %self.dialog, reference = %reference, "form saved");
+                self.say("saved", &[("ref", &reference)])
+            }
+            EffectOutcome::CancelRegistration(CancelOutcome::Cancelled { cancelled, promoted }) => {
+                tracing::info!(dialog = %self.dialog, event = %cancelled.event_id, code = %cancelled.code, promoted = ?promoted.as_ref().map(|p| &p.code), "registration cancelled");
+                self.say("cancelled", &[("code", &cancelled.code)])
+            }
+            EffectOutcome::CancelRegistration(CancelOutcome::NotFound) => self.say("kept", &[]),
+        };
+        let _ = &self.event_gone;
+        vec![reply]
     }
 }

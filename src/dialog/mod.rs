@@ -2,11 +2,17 @@
 //! (format: `dialogs/README.md`), run per identity with their state kept in
 //! the identity's session.
 //!
+//! The engine decides; it never writes. Given what the person said
+//! ([`Said`]) and their session, it changes the session in memory and
+//! returns the replies and, when a dialog completes, the [`Effect`] to
+//! carry out with a [`Wording`] that turns the effect's outcome into the
+//! final reply. The bot core carries the decision out and saves the session
+//! in one place, in one transaction.
+//!
 //! A message either continues the dialog in progress (cancel, back, expiry,
-//! or an answer to the current state), or starts one (a trigger phrase, a
-//! command, a `link:value` deep link), or is not the engine's business.
-//! Completion runs the dialog's action ([`actions`]), implemented once in
-//! Rust for any dialog that names it.
+//! an answer typed or a button pressed), or starts one (a trigger phrase, or
+//! a deep link `link:value` that arrives as [`Said::Link`], never from typed
+//! text), or is not the engine's business.
 
 mod actions;
 pub mod input;
@@ -14,13 +20,21 @@ pub mod spec;
 
 use std::collections::BTreeMap;
 
-use crate::bot::Ctx;
+use crate::context::Ctx;
 use crate::knowledge::{Lang, Text};
+use crate::message::{Choice, Reply};
 use crate::search::Query;
-use crate::store::{DialogState, Session};
+use crate::store::{DialogState, Effect, Session, StoreError};
+pub use actions::Wording;
 use input::Refusal;
 use spec::{Choices, Input, Source, State};
 pub use spec::{Dialog, parse};
+
+/// Options shown at once; a longer list is paged with a last "more" choice.
+pub const CHOICE_PAGE: usize = 9;
+/// The value of the "more" choice. Option values from dialog files cannot
+/// start with `+` (checked at load), event ids and codes never do.
+pub const MORE_VALUE: &str = "+more";
 
 /// The dialogs of a folder, checked.
 #[derive(Debug, Clone, Default)]
@@ -65,14 +79,6 @@ impl Dialogs {
         }
     }
 
-    /// Whether `text` is a `link:value` message of one of the dialogs (a
-    /// deep link or QR scene: no language of its own).
-    pub fn is_link(&self, text: &str) -> bool {
-        text.trim()
-            .split_once(':')
-            .is_some_and(|(l, _)| self.list.iter().any(|d| d.link.as_deref() == Some(l.trim())))
-    }
-
     fn get(&self, id: &str) -> Option<&Dialog> {
         self.list.iter().find(|d| d.id == id)
     }
@@ -81,6 +87,7 @@ impl Dialogs {
 /// One message's view of the world.
 pub struct Turn<'a> {
     pub ctx: &'a Ctx<'a>,
+    /// `channel:id` of the person.
     pub identity: &'a str,
     /// Seconds of silence after which a dialog expires.
     pub timeout_secs: i64,
@@ -96,59 +103,100 @@ impl Turn<'_> {
     }
 }
 
+/// What the person said, as the engine sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum Said<'a> {
+    /// Typed text, and its analysis.
+    Text(&'a str, &'a Query),
+    /// A pressed button: the value of the choice it showed.
+    Choice(&'a str),
+    /// A deep link or QR scene, `link:value` (`signup:web3-forum`).
+    Link(&'a str),
+}
+
 /// What the engine made of a message.
 pub enum Outcome {
     /// Not a dialog message: answer it from the knowledge.
     NotMine,
-    /// Replies; `saved` when an action already committed the session.
-    Reply { replies: Vec<String>, saved: bool },
+    /// The dialog's answer; the session was changed in memory.
+    Step(Step),
 }
 
-fn reply(text: String) -> Outcome {
-    Outcome::Reply {
-        replies: vec![text],
-        saved: false,
-    }
+/// Replies now, and the effect of a completed dialog if there is one.
+pub struct Step {
+    pub replies: Vec<Reply>,
+    pub finish: Option<Finish>,
 }
 
-/// Handles `text` for the identity whose session is `session`.
-pub fn handle(dialogs: &Dialogs, turn: &Turn, session: &mut Session, text: &str, q: &Query) -> Outcome {
-    let intents = &turn.ctx.phrases.intents;
+/// A completed dialog: what to do, and how to word what came of it.
+pub struct Finish {
+    pub effect: Effect,
+    pub wording: Wording,
+}
+
+fn step(text: String) -> Outcome {
+    Outcome::Step(Step {
+        replies: vec![Reply::text(text)],
+        finish: None,
+    })
+}
+
+type Decided = Result<Outcome, StoreError>;
+
+/// Decides what `said` means for the identity whose session is `session`.
+/// A store error (a failed read) is returned as is: the caller says so and
+/// keeps the session as it was.
+pub fn handle(dialogs: &Dialogs, turn: &Turn, session: &mut Session, said: Said) -> Decided {
     if let Some(ds) = session.dialog.clone() {
         let Some(dialog) = dialogs.get(&ds.dialog) else {
             session.dialog = None; // the dialog file was removed
-            return Outcome::NotMine;
+            return Ok(Outcome::NotMine);
         };
-        if turn.now() - ds.updated_at > turn.timeout_secs {
-            session.dialog = None;
-            return reply(turn.ctx.t("dialog_expired", &[]));
+        let intents = &turn.ctx.phrases.intents;
+        match said {
+            // A new link starts over, whatever was in progress.
+            Said::Link(_) => {}
+            _ if turn.now() - ds.updated_at > turn.timeout_secs => {
+                session.dialog = None;
+                return Ok(step(turn.ctx.t("dialog_expired", &[])));
+            }
+            Said::Text(_, q) if intents.cancel.is_whole(q) => {
+                session.dialog = None;
+                return Ok(step(turn.ctx.t("dialog_cancelled", &[])));
+            }
+            Said::Text(_, q) if intents.back.is_whole(q) => return back(dialog, turn, session, ds),
+            Said::Text(text, q) => return answer(dialog, turn, session, ds, Answer::Text(text, q)),
+            Said::Choice(value) => return answer(dialog, turn, session, ds, Answer::Choice(value)),
         }
-        if intents.cancel.is_whole(q) {
-            session.dialog = None;
-            return reply(turn.ctx.t("dialog_cancelled", &[]));
-        }
-        if intents.back.is_whole(q) {
-            return back(dialog, turn, session, ds);
-        }
-        return answer(dialog, turn, session, ds, text);
     }
-    match find_start(dialogs, q, text) {
-        Some((dialog, preset)) => start(dialog, turn, session, preset.as_deref()),
-        None if intents.cancel.is_whole(q) => reply(turn.ctx.t("dialog_nothing_to_cancel", &[])),
-        None => Outcome::NotMine,
+    match said {
+        Said::Link(link) => {
+            let (name, value) = link.split_once(':').unwrap_or((link, ""));
+            match dialogs.list.iter().find(|d| d.link.as_deref() == Some(name.trim())) {
+                Some(d) => {
+                    let value = value.trim();
+                    let preset = (!value.is_empty()).then_some(Preset::Value(value));
+                    start(d, turn, session, preset)
+                }
+                None => Ok(Outcome::NotMine),
+            }
+        }
+        Said::Text(_, q) => match find_start(dialogs, q) {
+            Some((dialog, preset)) => start(dialog, turn, session, preset.as_deref().map(Preset::Text)),
+            None if turn.ctx.phrases.intents.cancel.is_whole(q) => {
+                Ok(step(turn.ctx.t("dialog_nothing_to_cancel", &[])))
+            }
+            None => Ok(Outcome::NotMine),
+        },
+        // A button of a dialog that is over.
+        Said::Choice(_) => Ok(step(turn.ctx.t("choice_stale", &[]))),
     }
 }
 
-/// The dialog a message starts, and what it may answer in advance: a
-/// `link:value` message, or the rest of a message around a trigger phrase
-/// (the longest trigger of any dialog wins).
-fn find_start<'a>(dialogs: &'a Dialogs, q: &Query, text: &str) -> Option<(&'a Dialog, Option<String>)> {
-    let t = text.trim();
-    if let Some((link, value)) = t.split_once(':') {
-        if let Some(d) = dialogs.list.iter().find(|d| d.link.as_deref() == Some(link.trim())) {
-            return Some((d, Some(format!("={}", value.trim()))));
-        }
-    }
+/// The dialog a message starts, and the rest of the message around the
+/// trigger phrase, which may answer the first question in advance (the
+/// longest trigger of any dialog wins).
+fn find_start<'a>(dialogs: &'a Dialogs, q: &Query) -> Option<(&'a Dialog, Option<String>)> {
     let mut best: Option<(&Dialog, (usize, usize))> = None;
     for d in &dialogs.list {
         for span in d.triggers.find(q) {
@@ -163,7 +211,23 @@ fn find_start<'a>(dialogs: &'a Dialogs, q: &Query, text: &str) -> Option<(&'a Di
     Some((d, (!rest.is_empty()).then_some(rest)))
 }
 
-fn start(dialog: &Dialog, turn: &Turn, session: &mut Session, preset: Option<&str>) -> Outcome {
+/// An answer given in advance: the rest of a trigger message (read like
+/// typed text, but only a clear match counts) or a link's value (an
+/// option's value, exactly).
+#[derive(Clone, Copy)]
+enum Preset<'a> {
+    Text(&'a str),
+    Value(&'a str),
+}
+
+/// An answer to the state waiting for one.
+#[derive(Clone, Copy)]
+enum Answer<'a> {
+    Text(&'a str, &'a Query),
+    Choice(&'a str),
+}
+
+fn start(dialog: &Dialog, turn: &Turn, session: &mut Session, preset: Option<Preset>) -> Decided {
     let mut ds = DialogState {
         dialog: dialog.id.clone(),
         state: dialog.states[dialog.start].id.clone(),
@@ -171,13 +235,18 @@ fn start(dialog: &Dialog, turn: &Turn, session: &mut Session, preset: Option<&st
         labels: BTreeMap::new(),
         history: Vec::new(),
         shown: Vec::new(),
+        page: 0,
         updated_at: turn.now(),
     };
     let mut state = dialog.start;
     let mut note = None;
-    if let (Some(p), Some(text)) = (dialog.preset, preset) {
+    if let (Some(p), Some(preset)) = (dialog.preset, preset) {
         let st = &dialog.states[p];
-        match read(st, turn, text, &[], true) {
+        let read = match preset {
+            Preset::Text(text) => read(st, turn, Answer::Text(text, &Query::new(text)), &[], true)?,
+            Preset::Value(value) => read(st, turn, Answer::Choice(value), &[], true)?,
+        };
+        match read {
             Read::Value(v, label) => {
                 // Say what was understood, so that a wrong guess is seen at once.
                 let shown = label.as_ref().map_or(v.clone(), |l| l.get(turn.lang()).to_string());
@@ -187,7 +256,7 @@ fn start(dialog: &Dialog, turn: &Turn, session: &mut Session, preset: Option<&st
                 state = next_state(dialog, st, &ds.values);
             }
             // A named event that cannot be signed up for: say why, start nothing.
-            Read::Refused(r) if r.key.starts_with("event_") => return reply(refusal(turn, &r)),
+            Read::Refused(r) if r.key.starts_with("event_") => return Ok(step(refusal(turn, &r))),
             _ => {}
         }
     }
@@ -202,38 +271,55 @@ fn enter(
     mut ds: DialogState,
     state: usize,
     note: Option<String>,
-) -> Outcome {
+) -> Decided {
     let st = &dialog.states[state];
     if st.is_final {
-        let ended = Session {
-            dialog: None,
-            ..session.clone()
-        };
-        let out = actions::complete(dialog, turn, &ds, ended.clone());
-        *session = ended;
-        return out;
+        session.dialog = None;
+        return actions::complete(dialog, turn, &ds);
+    }
+    if ds.state != st.id {
+        ds.page = 0;
     }
     ds.state = st.id.clone();
     ds.updated_at = turn.now();
-    let options = options(st, turn);
-    if let Some(opts) = &options {
-        if opts.is_empty() {
+    let mut choices = Vec::new();
+    match options(st, turn)? {
+        Some(opts) if opts.is_empty() => {
             session.dialog = None;
-            return reply(dialog.text("none").get(turn.lang()).to_string());
+            return Ok(step(dialog.text("none").get(turn.lang()).to_string()));
         }
-        ds.shown = opts.iter().map(|o| o.value.clone()).collect();
-    } else {
-        ds.shown.clear();
+        Some(opts) => {
+            let pages = opts.len().div_ceil(CHOICE_PAGE);
+            ds.page %= pages;
+            let first = ds.page * CHOICE_PAGE;
+            let page = &opts[first..opts.len().min(first + CHOICE_PAGE)];
+            choices = page.iter().map(|o| o.choice(turn.lang())).collect();
+            let rest = opts.len() - first - page.len();
+            if pages > 1 {
+                // The last page's "more" goes back to the first.
+                let rest = if rest == 0 { opts.len() - page.len() } else { rest };
+                choices.push(Choice {
+                    value: MORE_VALUE.into(),
+                    label: turn.ctx.t("choices_more", &[("rest", &rest.to_string())]),
+                });
+            }
+            ds.shown = choices.iter().map(|c| c.value.clone()).collect();
+        }
+        None => ds.shown.clear(),
     }
-    let text = prompt(st, turn, &ds, options.as_deref());
+    let text = prompt(st, turn, &ds);
     session.dialog = Some(ds);
-    reply(match note {
+    let text = match note {
         Some(n) => format!("{n}\n{text}"),
         None => text,
-    })
+    };
+    Ok(Outcome::Step(Step {
+        replies: vec![Reply { text, choices }],
+        finish: None,
+    }))
 }
 
-fn back(dialog: &Dialog, turn: &Turn, session: &mut Session, mut ds: DialogState) -> Outcome {
+fn back(dialog: &Dialog, turn: &Turn, session: &mut Session, mut ds: DialogState) -> Decided {
     let Some(prev) = ds.history.pop() else {
         let note = turn.ctx.t("dialog_back_first", &[]);
         let state = dialog.state(&ds.state).unwrap_or(dialog.start);
@@ -247,13 +333,32 @@ fn back(dialog: &Dialog, turn: &Turn, session: &mut Session, mut ds: DialogState
     enter(dialog, turn, session, ds, state, None)
 }
 
-fn answer(dialog: &Dialog, turn: &Turn, session: &mut Session, mut ds: DialogState, text: &str) -> Outcome {
+fn answer(dialog: &Dialog, turn: &Turn, session: &mut Session, mut ds: DialogState, said: Answer) -> Decided {
     let Some(state) = dialog.state(&ds.state) else {
         session.dialog = None; // the state was removed from the file
-        return Outcome::NotMine;
+        return Ok(Outcome::NotMine);
     };
     let st = &dialog.states[state];
-    match read(st, turn, text, &ds.shown.clone(), false) {
+    let is_choice = matches!(st.input, Some(Input::Choice(_)));
+    let more = match said {
+        Answer::Choice(v) => v == MORE_VALUE,
+        Answer::Text(text, q) => {
+            is_choice
+                && (turn.ctx.phrases.intents.more.is_whole(q)
+                    || input::option_number(text, ds.shown.len())
+                        .and_then(Result::ok)
+                        .is_some_and(|i| ds.shown[i] == MORE_VALUE))
+        }
+    };
+    if more && is_choice {
+        ds.page += 1;
+        return enter(dialog, turn, session, ds, state, None);
+    }
+    if let (Answer::Choice(_), false) = (said, is_choice) {
+        let note = turn.ctx.t("choice_stale", &[]);
+        return enter(dialog, turn, session, ds, state, Some(note));
+    }
+    match read(st, turn, said, &ds.shown.clone(), false)? {
         Read::Value(v, label) => {
             save(&mut ds, st, v, label);
             ds.history.push(st.id.clone());
@@ -299,15 +404,28 @@ fn refusal(turn: &Turn, r: &Refusal) -> String {
 pub struct Opt {
     pub value: String,
     pub label: Text,
-    /// Shown after the label in the list (e.g. an event's date).
+    /// Shown after the label (e.g. an event's date).
     pub detail: Option<String>,
 }
 
-fn options(st: &State, turn: &Turn) -> Option<Vec<Opt>> {
+impl Opt {
+    fn choice(&self, lang: Lang) -> Choice {
+        let label = match &self.detail {
+            Some(d) => format!("{} — {d}", self.label.get(lang)),
+            None => self.label.get(lang).to_string(),
+        };
+        Choice {
+            value: self.value.clone(),
+            label,
+        }
+    }
+}
+
+fn options(st: &State, turn: &Turn) -> Result<Option<Vec<Opt>>, StoreError> {
     let Some(Input::Choice(choices)) = &st.input else {
-        return None;
+        return Ok(None);
     };
-    Some(match choices {
+    Ok(Some(match choices {
         Choices::Fixed(list) => list
             .iter()
             .map(|(v, l)| Opt {
@@ -317,7 +435,7 @@ fn options(st: &State, turn: &Turn) -> Option<Vec<Opt>> {
             })
             .collect(),
         Choices::From { source, other } => {
-            let mut opts = actions::source_options(*source, turn);
+            let mut opts = actions::source_options(*source, turn)?;
             if let Some(o) = other.as_ref().filter(|_| !opts.is_empty()) {
                 opts.push(Opt {
                     value: "other".into(),
@@ -327,7 +445,7 @@ fn options(st: &State, turn: &Turn) -> Option<Vec<Opt>> {
             }
             opts
         }
-    })
+    }))
 }
 
 /// The saved answers as placeholder values: a choice reads as its label.
@@ -336,22 +454,20 @@ fn saved_args(ds: &DialogState, lang: Lang) -> Vec<(String, String)> {
     ds.values.iter().map(|(k, v)| (k.clone(), shown(k, v))).collect()
 }
 
-fn prompt(st: &State, turn: &Turn, ds: &DialogState, options: Option<&[Opt]>) -> String {
-    let lang = turn.lang();
-    let mut args = saved_args(ds, lang);
-    if let Some(opts) = options {
-        let lines: Vec<String> = opts
-            .iter()
-            .enumerate()
-            .map(|(i, o)| match &o.detail {
-                Some(d) => format!("{}. {} — {}", i + 1, o.label.get(lang), d),
-                None => format!("{}. {}", i + 1, o.label.get(lang)),
-            })
-            .collect();
-        args.push(("choices".into(), lines.join("\n")));
-    }
-    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    crate::bot::phrasebook::fill(st.prompt.get(lang), &args)
+/// The state's prompt with the saved answers filled in (one pass). The
+/// `{choices}` line is dropped: the choices travel in the reply, and each
+/// channel shows them its own way.
+fn prompt(st: &State, turn: &Turn, ds: &DialogState) -> String {
+    let template: String = st
+        .prompt
+        .get(turn.lang())
+        .lines()
+        .filter(|l| l.trim() != "{choices}")
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut args = saved_args(ds, turn.lang());
+    args.push(("choices".into(), String::new()));
+    crate::template::fill(&template, &args).trim().to_string()
 }
 
 /// The result of reading an answer.
@@ -363,17 +479,24 @@ enum Read {
     Unclear(Refusal),
 }
 
-/// Reads `text` as the answer to `st`. `preset` is a trigger message's
-/// rest: only a clear match counts there.
-fn read(st: &State, turn: &Turn, text: &str, shown: &[String], preset: bool) -> Read {
+/// Reads an answer to `st`. `preset` is an answer given in advance: only a
+/// clear match counts there, and never a number.
+fn read(st: &State, turn: &Turn, said: Answer, shown: &[String], preset: bool) -> Result<Read, StoreError> {
     let Some(input) = &st.input else {
-        return Read::Unclear(Refusal::new("input_bad_choice").with("count", 0));
+        return Ok(Read::Unclear(Refusal::new("input_bad_choice").with("count", 0)));
+    };
+    let text = match said {
+        Answer::Text(text, _) => text,
+        Answer::Choice(_) if !matches!(input, Input::Choice(_)) => {
+            return Ok(Read::Unclear(Refusal::new("choice_stale")));
+        }
+        Answer::Choice(_) => "",
     };
     let plain = |r: Result<String, Refusal>| match r {
         Ok(v) => Read::Value(v, None),
         Err(e) => Read::Unclear(e),
     };
-    match input {
+    Ok(match input {
         Input::Text { min, max } => plain(input::text(text, *min, *max)),
         Input::Phone => plain(input::phone(text)),
         Input::Email => plain(input::email(text)),
@@ -389,36 +512,43 @@ fn read(st: &State, turn: &Turn, text: &str, shown: &[String], preset: bool) -> 
                 Read::Unclear(Refusal::new("input_bad_yes_no"))
             }
         }
-        Input::Choice(choices) => read_choice(st, choices, turn, text, shown, preset),
-    }
+        Input::Choice(choices) => read_choice(st, choices, turn, said, shown, preset)?,
+    })
 }
 
-fn read_choice(st: &State, choices: &Choices, turn: &Turn, text: &str, shown: &[String], preset: bool) -> Read {
-    let opts = options(st, turn).unwrap_or_default();
+/// The option `value`, if it is on offer; else why not.
+fn by_value(choices: &Choices, opts: &[Opt], turn: &Turn, value: &str) -> Result<Read, StoreError> {
+    Ok(match opts.iter().find(|o| o.value == value) {
+        Some(o) => Read::Value(o.value.clone(), Some(o.label.clone())),
+        // Shown, but no longer on offer (an event closed meanwhile).
+        None => match choices {
+            Choices::From { source, .. } => Read::Refused(actions::why_not(*source, turn, value)?),
+            Choices::Fixed(_) => Read::Unclear(Refusal::new("input_bad_choice").with("count", opts.len())),
+        },
+    })
+}
+
+fn read_choice(
+    st: &State,
+    choices: &Choices,
+    turn: &Turn,
+    said: Answer,
+    shown: &[String],
+    preset: bool,
+) -> Result<Read, StoreError> {
+    let opts = options(st, turn)?.unwrap_or_default();
+    let text = match said {
+        Answer::Choice(value) => return by_value(choices, &opts, turn, value),
+        Answer::Text(text, _) => text,
+    };
     // A number refers to the list as it was shown.
-    if !preset && let Some(n) = input::option_number(text, shown.len().max(opts.len())) {
+    if !preset && let Some(n) = input::option_number(text, shown.len().max(opts.len().min(CHOICE_PAGE))) {
         return match n {
-            Ok(i) => {
-                let value = shown.get(i).cloned().unwrap_or_else(|| opts[i].value.clone());
-                match opts.iter().find(|o| o.value == value) {
-                    Some(o) => Read::Value(o.value.clone(), Some(o.label.clone())),
-                    // Shown, but no longer on offer (an event closed meanwhile).
-                    None => match choices {
-                        Choices::From { source, .. } => Read::Refused(actions::why_not(*source, turn, &value)),
-                        Choices::Fixed(_) => Read::Unclear(Refusal::new("input_bad_choice").with("count", opts.len())),
-                    },
-                }
-            }
-            Err(e) => Read::Unclear(e),
-        };
-    }
-    if let Some(id) = text.strip_prefix('=') {
-        return match opts.iter().find(|o| o.value == id) {
-            Some(o) => Read::Value(o.value.clone(), Some(o.label.clone())),
-            None => match choices {
-                Choices::From { source, .. } => Read::Refused(actions::why_not(*source, turn, id)),
-                Choices::Fixed(_) => Read::Unclear(Refusal::new("input_bad_choice").with("count", opts.len())),
+            Ok(i) => match shown.get(i).or(opts.get(i).map(|o| &o.value)) {
+                Some(value) => by_value(choices, &opts, turn, &value.clone()),
+                None => Ok(Read::Unclear(Refusal::new("input_bad_choice").with("count", shown.len()))),
             },
+            Err(e) => Ok(Read::Unclear(e)),
         };
     }
     // By name, in either language; a closed event named clearly says why.
@@ -438,12 +568,12 @@ fn read_choice(st: &State, choices: &Choices, turn: &Turn, text: &str, shown: &[
     if let Some(&(score, o)) = best.first()
         && best.get(1).is_none_or(|(s2, _)| *s2 < score)
     {
-        return Read::Value(o.value.clone(), Some(o.label.clone()));
+        return Ok(Read::Value(o.value.clone(), Some(o.label.clone())));
     }
     if let Choices::From { source, .. } = choices
         && let Some(r) = actions::closed_named(*source, turn, text)
     {
-        return Read::Refused(r);
+        return Ok(Read::Refused(r));
     }
     if let Choices::From {
         source: Source::OpenEvents,
@@ -451,15 +581,15 @@ fn read_choice(st: &State, choices: &Choices, turn: &Turn, text: &str, shown: &[
     } = choices
         && let Some(ev) = actions::event_by_search(turn, text)
     {
-        return match opts.iter().find(|o| o.value == ev.id) {
-            Some(o) => Read::Value(o.value.clone(), Some(o.label.clone())),
-            None => Read::Refused(actions::why_not(Source::OpenEvents, turn, &ev.id)),
-        };
+        let id = ev.id.clone();
+        return by_value(choices, &opts, turn, &id);
     }
     if best.len() > 1 {
-        return Read::Unclear(Refusal::new("input_ambiguous_choice"));
+        return Ok(Read::Unclear(Refusal::new("input_ambiguous_choice")));
     }
-    Read::Unclear(Refusal::new("input_bad_choice").with("count", opts.len()))
+    Ok(Read::Unclear(
+        Refusal::new("input_bad_choice").with("count", opts.len().min(CHOICE_PAGE)),
+    ))
 }
 
 #[cfg(test)]

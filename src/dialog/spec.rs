@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::bot::phrasebook::{check_text, placeholders};
+use crate::phrasebook::{check_text, placeholders};
 use crate::knowledge::Text;
 use crate::search::PhraseSet;
 
@@ -517,6 +517,12 @@ fn build_input(p: &mut Problems, at: Option<usize>, what: &str, i: &RawInput) ->
                 (None, Some(opts)) if !opts.is_empty() => {
                     for o in opts {
                         check_text(&format!("{what}: option `{}`", o.value), &o.label, &[], &mut found);
+                        if o.value.is_empty() || o.value.starts_with('+') {
+                            found.push(format!(
+                                "{what}: option value `{}` must not be empty or start with `+` (kept for \"more\")",
+                                o.value
+                            ));
+                        }
                     }
                     Input::Choice(Choices::Fixed(
                         opts.iter().map(|o| (o.value.clone(), o.label.clone())).collect(),

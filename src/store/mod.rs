@@ -14,9 +14,11 @@
 mod commit;
 mod records;
 mod registrations;
+mod turn;
 
 pub use records::*;
 pub use registrations::{CancelOutcome, NewRegistration, RegisterOutcome};
+pub use turn::{Effect, EffectOutcome, TurnWrite};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -43,6 +43,9 @@ pub struct DialogState {
     /// the person saw even if the list changed since.
     #[serde(default)]
     pub shown: Vec<String>,
+    /// The page of a long choice list being shown (0 = the first).
+    #[serde(default)]
+    pub page: usize,
     /// Unix seconds of the last step, for expiry.
     pub updated_at: i64,
 }

@@ -1,12 +1,15 @@
-//! Synthetic data for benchmarks and the load tool: deterministic, so that
-//! every run measures the same thing.
+//! Synthetic data for the load tool, the benchmarks and the tests:
+//! deterministic, so that every run measures the same thing. Not part of
+//! the shipped library: the load tool, `benches/` and `tests/` include this
+//! file with `#[path]`.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::bot::{Bot, Clock};
-use crate::knowledge::{Knowledge, parse_str, validate_references};
-use crate::store::Store;
+use parkbot::bot::{Bot, Clock};
+use parkbot::knowledge::{Knowledge, parse_str, validate_references};
+use parkbot::store::Store;
 
 /// Questions of every kind, in both languages, about [`knowledge_10k`]:
 /// two enterprises, a field list, upcoming events, an event, an FAQ and
@@ -34,8 +37,8 @@ pub fn bot(path: &Path, knowledge_text: &str, clock: Clock) -> anyhow::Result<Bo
     let store = Arc::new(Store::open(path)?);
     store.import(&knowledge(knowledge_text)?, true)?;
     let builtin = Path::new("(built-in)");
-    let phrases = crate::app::load_phrasebook(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let dialogs = crate::app::load_dialogs(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let phrases = parkbot::app::load_phrasebook(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let dialogs = parkbot::app::load_dialogs(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     Ok(Bot::new(store, phrases, dialogs, Default::default(), clock)?)
 }
 

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::knowledge::{Lang, Text};
 use crate::search::PhraseSet;
+pub use crate::template::{fill, placeholders};
 
 /// Every text the bot uses, with the placeholders it may contain.
 pub const TEXTS: &[(&str, &[&str])] = &[
@@ -64,6 +65,10 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("status_confirmed", &[]),
     ("status_waitlisted", &[]),
     ("status_cancelled", &[]),
+    ("unavailable", &[]),
+    ("message_too_long", &["max"]),
+    ("choice_stale", &[]),
+    ("choices_more", &["rest"]),
 ];
 
 const INTENTS: &[&str] = &[
@@ -109,23 +114,6 @@ pub struct Phrasebook {
     weekdays: [Vec<String>; 2],
     months_en: Vec<String>,
     pub intents: Intents,
-}
-
-/// Placeholders `{name}` used in `s`.
-pub fn placeholders(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = s;
-    while let Some(i) = rest.find('{') {
-        let after = &rest[i + 1..];
-        match after.find('}') {
-            Some(j) if after[..j].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && j > 0 => {
-                out.push(&after[..j]);
-                rest = &after[j + 1..];
-            }
-            _ => rest = after,
-        }
-    }
-    out
 }
 
 /// Checks one localized text: both languages, known placeholders.
@@ -234,9 +222,17 @@ impl Phrasebook {
     }
 
     /// The text `key` in `lang` with `{placeholders}` filled from `args`.
+    /// A key the code uses but the phrasebook lacks is a bug (a test
+    /// checks every key in the code against [`TEXTS`]); it is logged and the
+    /// person gets the help text rather than a key.
     pub fn t(&self, key: &str, lang: Lang, args: &[(&str, &str)]) -> String {
-        let raw = self.texts.get(key).map(|t| t.get(lang)).unwrap_or(key);
-        fill(raw, args)
+        match self.texts.get(key) {
+            Some(t) => fill(t.get(lang), args),
+            None => {
+                tracing::error!(key, "the phrasebook has no such text");
+                self.texts.get("help").map(|t| t.get(lang).to_string()).unwrap_or_default()
+            }
+        }
     }
 
     /// A date and time in the offset it was written with.
@@ -263,15 +259,6 @@ impl Phrasebook {
             ],
         )
     }
-}
-
-/// Replaces `{name}` with its value from `args`.
-pub fn fill(template: &str, args: &[(&str, &str)]) -> String {
-    let mut out = template.to_string();
-    for (k, v) in args {
-        out = out.replace(&format!("{{{k}}}"), v);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -304,8 +291,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn placeholders_are_found() {
-        assert_eq!(placeholders("{a} and {b_c} but not { x } or {}"), vec!["a", "b_c"]);
-    }
 }

@@ -14,7 +14,35 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use parkbot::bot::{Bot, Identity, Inbound};
-use parkbot::synthetic;
+
+mod synthetic;
+
+/// A folder under the system's temporary folder, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("parkbot-load-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
 
 #[derive(Parser)]
 #[command(
@@ -71,7 +99,7 @@ fn main() -> Result<()> {
         Command::Dialog { users, seconds, db } => {
             println!("users  steps  seconds  steps/s  p50_ms  p99_ms  sign-ups");
             for n in users {
-                let dir = tempfile::tempdir()?;
+                let dir = TempDir::new()?;
                 let path = db.clone().unwrap_or_else(|| dir.path().join("load.redb"));
                 run(n, Duration::from_secs(seconds), &path)?;
             }
@@ -81,19 +109,24 @@ fn main() -> Result<()> {
 }
 
 fn answers(count: usize) -> Result<()> {
-    let dir = tempfile::tempdir()?;
+    let dir = TempDir::new()?;
     let text = synthetic::knowledge_10k();
-    let bot = synthetic::bot(&dir.path().join("answers.redb"), &text, parkbot::bot::system_clock())?;
+    let bot = Arc::new(synthetic::bot(
+        &dir.path().join("answers.redb"),
+        &text,
+        parkbot::bot::system_clock(),
+    )?);
+    let rt = runtime()?;
     let entries = bot.brain().knowledge.len();
     let mut times = Vec::with_capacity(count);
     let mut by_question = vec![Vec::new(); synthetic::QUESTIONS.len()];
     for i in 0..count {
-        let msg = Inbound {
-            identity: Identity::console(&format!("asker-{}", i % 100)),
-            text: synthetic::QUESTIONS[(i / 100) % synthetic::QUESTIONS.len()].to_string(),
-        };
+        let msg = Inbound::text(
+            Identity::console(&format!("asker-{}", i % 100)),
+            synthetic::QUESTIONS[(i / 100) % synthetic::QUESTIONS.len()],
+        );
         let t = Instant::now();
-        bot.handle(&msg)?;
+        rt.block_on(bot.handle(msg));
         times.push(t.elapsed());
         by_question[(i / 100) % synthetic::QUESTIONS.len()].push(t.elapsed());
     }
@@ -120,14 +153,17 @@ fn bot(path: &std::path::Path) -> Result<Arc<Bot>> {
     Ok(Arc::new(synthetic::bot(path, EVENT, Arc::new(move || now))?))
 }
 
+/// `users` concurrent people, each signing up again and again through the
+/// bot's async entry point (as a channel would call it).
 fn run(users: usize, duration: Duration, path: &std::path::Path) -> Result<()> {
     let bot = bot(path).context("open the store")?;
+    let rt = runtime()?;
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
-    let threads: Vec<_> = (0..users)
+    let tasks: Vec<_> = (0..users)
         .map(|u| {
             let (bot, stop) = (bot.clone(), stop.clone());
-            std::thread::spawn(move || -> Result<Vec<Duration>> {
+            rt.spawn(async move {
                 let mut latencies = Vec::new();
                 let mut round = 0;
                 while !stop.load(Ordering::Relaxed) {
@@ -135,23 +171,20 @@ fn run(users: usize, duration: Duration, path: &std::path::Path) -> Result<()> {
                     let identity = Identity::console(&format!("load-{u}-{round}"));
                     for text in STEPS {
                         let t = Instant::now();
-                        bot.handle(&Inbound {
-                            identity: identity.clone(),
-                            text: text.to_string(),
-                        })?;
+                        bot.handle(Inbound::text(identity.clone(), *text)).await;
                         latencies.push(t.elapsed());
                     }
                     round += 1;
                 }
-                Ok(latencies)
+                latencies
             })
         })
         .collect();
     std::thread::sleep(duration);
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
-    for t in threads {
-        all.extend(t.join().map_err(|_| anyhow::anyhow!("a load thread panicked"))??);
+    for t in tasks {
+        all.extend(rt.block_on(t).map_err(|_| anyhow::anyhow!("a load task panicked"))?);
     }
     let elapsed = start.elapsed().as_secs_f64();
     all.sort();

@@ -1,0 +1,279 @@
+//! The core's guarantees, pinned beside the code: arrival order per
+//! identity, identities independent, retries applied once, errors said,
+//! typed input only, one-pass templating, paged choices.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::knowledge::{parse_str, validate_references};
+use crate::store::RegistrationStatus;
+
+/// A knowledge file with `n` events open for sign-up (ids `e1`…, titles
+/// that share nothing with their ids).
+fn events(n: usize) -> String {
+    (1..=n)
+        .map(|i| {
+            format!(
+                "[[event]]\nid = \"e{i}\"\ntitle = {{ zh = \"沙龙第{i}场\", en = \"Salon number {i}\" }}\n\
+                 starts_at = \"2027-01-{:02}T14:00:00+08:00\"\ncapacity = 5\n\n",
+                i.min(28)
+            )
+        })
+        .collect()
+}
+
+fn open_store(path: &std::path::Path, knowledge: &str) -> Arc<Store> {
+    let store = Store::open(path).unwrap();
+    let k = validate_references(vec![parse_str("t.toml", knowledge, false).unwrap()], &Default::default()).unwrap();
+    store.import(&k, true).unwrap();
+    Arc::new(store)
+}
+
+fn bot_over(store: Arc<Store>) -> Arc<Bot> {
+    let builtin = std::path::Path::new("(built-in)");
+    let phrases = crate::app::load_phrasebook(builtin).unwrap();
+    let dialogs = crate::app::load_dialogs(builtin).unwrap();
+    let now = time::macros::datetime!(2026-11-28 12:00 +08:00);
+    Arc::new(Bot::new(store, phrases, dialogs, Settings::default(), Arc::new(move || now)).unwrap())
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    bot: Arc<Bot>,
+}
+
+fn fixture(n_events: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.redb");
+    let bot = bot_over(open_store(&path, &events(n_events)));
+    Fixture { _dir: dir, path, bot }
+}
+
+fn text(who: &str, t: &str) -> Inbound {
+    Inbound::text(Identity::console(who), t)
+}
+
+fn with_id(who: &str, t: &str, id: &str) -> Inbound {
+    Inbound {
+        message_id: Some(id.into()),
+        ..text(who, t)
+    }
+}
+
+async fn say(bot: &Arc<Bot>, who: &str, t: &str) -> String {
+    let replies = bot.handle(text(who, t)).await;
+    replies.iter().map(Reply::numbered).collect::<Vec<_>>().join("\n")
+}
+
+const SIGN_UP: [&str; 6] = ["sign up", "1", "Jane Doe", "Acme", "13812345678", "yes"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_identity_is_served_in_arrival_order_and_none_waits_for_another() {
+    let f = fixture(1);
+    // 50 identities × 20 messages: a whole sign-up, then questions. The
+    // futures are made (the messages arrive) in order, identities
+    // interleaved, then all run at once.
+    let mut script = SIGN_UP.to_vec();
+    script.extend(std::iter::repeat_n("hello", 14));
+    let mut futures = Vec::new();
+    for step in 0..script.len() {
+        for who in 0..50 {
+            let fut = f.bot.handle(text(&format!("p{who}"), script[step]));
+            futures.push((who, step, tokio::spawn(fut)));
+        }
+    }
+    let mut replies = vec![vec![String::new(); script.len()]; 50];
+    for (who, step, task) in futures {
+        replies[who][step] = task.await.unwrap().iter().map(Reply::numbered).collect::<Vec<_>>().join("\n");
+    }
+    for (who, r) in replies.iter().enumerate() {
+        assert!(r[0].contains("Which event"), "p{who}: {}", r[0]);
+        assert!(r[2].contains("organization"), "p{who}: {}", r[2]);
+        assert!(r[4].starts_with("Please confirm"), "p{who}: {}", r[4]);
+        assert!(
+            r[5].starts_with("You are registered") || r[5].contains("waiting list"),
+            "p{who}: {}",
+            r[5]
+        );
+        assert!(r[6..].iter().all(|x| x.starts_with("Hello")), "p{who}");
+    }
+    let regs = f.bot.store().registrations(Some("e1")).unwrap();
+    assert_eq!(regs.len(), 50);
+    assert_eq!(regs.iter().filter(|r| r.status == RegistrationStatus::Confirmed).count(), 5);
+    assert_eq!(f.bot.lanes.len(), 0, "no lane left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_identity_does_not_delay_another() {
+    let f = fixture(1);
+    *f.bot.slow.lock().unwrap() = Some((Identity::console("slow"), Duration::from_secs(3)));
+    let slow = tokio::spawn(f.bot.handle(text("slow", "hello")));
+    let fast = tokio::time::timeout(Duration::from_secs(60), f.bot.handle(text("fast", "hello")))
+        .await
+        .expect("the fast identity is answered");
+    assert!(fast[0].text.starts_with("Hello"));
+    assert!(!slow.is_finished(), "answered while the slow one was still busy");
+    assert!(slow.await.unwrap()[0].text.starts_with("Hello"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_message_gets_the_first_replies_and_is_applied_once() {
+    let f = fixture(1);
+    for (i, t) in SIGN_UP[..5].iter().enumerate() {
+        f.bot.handle(with_id("r", t, &format!("m{i}"))).await;
+    }
+    let first = f.bot.handle(with_id("r", "yes", "m5")).await;
+    assert!(first[0].text.starts_with("You are registered"), "{first:?}");
+    let again = f.bot.handle(with_id("r", "yes", "m5")).await;
+    assert_eq!(again, first, "the same replies");
+    // An earlier step retried late changes nothing either.
+    let step = f.bot.handle(with_id("r", "Jane Doe", "m2")).await;
+    assert!(step[0].text.contains("organization"), "{step:?}");
+    assert_eq!(f.bot.store().registrations(Some("e1")).unwrap().len(), 1);
+    assert!(f.bot.store().session("console:r").unwrap().unwrap().dialog.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_restart_is_recognised_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.redb");
+    let first = {
+        let bot = bot_over(open_store(&path, &events(1)));
+        for (i, t) in SIGN_UP[..5].iter().enumerate() {
+            bot.handle(with_id("r", t, &format!("m{i}"))).await;
+        }
+        bot.handle(with_id("r", "yes", "m5")).await
+    };
+    let bot = bot_over(Arc::new(Store::open(&path).unwrap()));
+    let again = bot.handle(with_id("r", "yes", "m5")).await;
+    assert_eq!(again, first);
+    assert_eq!(bot.store().registrations(Some("e1")).unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_during_the_first_handling_waits_for_it() {
+    let f = fixture(1);
+    for t in &SIGN_UP[..5] {
+        say(&f.bot, "w", t).await;
+    }
+    *f.bot.slow.lock().unwrap() = Some((Identity::console("w"), Duration::from_millis(300)));
+    let a = tokio::spawn(f.bot.handle(with_id("w", "yes", "dup")));
+    let b = tokio::spawn(f.bot.handle(with_id("w", "yes", "dup")));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert_eq!(a, b);
+    assert!(a[0].text.starts_with("You are registered"), "{a:?}");
+    assert_eq!(f.bot.store().registrations(Some("e1")).unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn typed_text_is_never_a_payload_or_an_option_value() {
+    let f = fixture(3);
+    say(&f.bot, "t", "sign up").await;
+    let r = say(&f.bot, "t", "=e2").await;
+    assert!(r.contains("Please reply with a number"), "{r}");
+    // The trigger word starts the sign-up, but "e2" chooses nothing.
+    let r = say(&f.bot, "u", "signup:e2").await;
+    assert!(r.starts_with("Which event"), "{r}");
+    // A link and a button carry values.
+    let r = f
+        .bot
+        .handle(Inbound {
+            identity: Identity::console("v"),
+            message_id: None,
+            input: Input::Start {
+                payload: Some("signup:e2".into()),
+            },
+        })
+        .await;
+    assert!(r[0].text.contains("Salon number 2") || r[0].text.contains("沙龙第2场"), "{r:?}");
+    say(&f.bot, "w", "sign up").await;
+    let r = f
+        .bot
+        .handle(Inbound {
+            identity: Identity::console("w"),
+            message_id: None,
+            input: Input::Choice("e3".into()),
+        })
+        .await;
+    assert!(r[0].text.contains("full name"), "{r:?}");
+    let ds = f.bot.store().session("console:w").unwrap().unwrap().dialog.unwrap();
+    assert_eq!(ds.values["event"], "e3");
+}
+
+#[tokio::test]
+async fn choices_are_structured_and_paged() {
+    let f = fixture(20);
+    let r = f.bot.handle(text("p", "sign up")).await;
+    let choices = &r[0].choices;
+    assert_eq!(choices.len(), CHOICE_PAGE_WITH_MORE);
+    assert_eq!(choices[0].value, "e1");
+    assert!(choices[0].label.starts_with("Salon number 1"));
+    assert_eq!(choices[9].value, crate::dialog::MORE_VALUE);
+    assert!(!r[0].text.contains("Salon number"), "the text does not list the choices");
+    let r = f.bot.handle(text("p", "more")).await;
+    assert_eq!(r[0].choices[0].value, "e10");
+    let r = say(&f.bot, "p", "2").await;
+    assert!(r.contains("full name"), "{r}");
+    let ds = f.bot.store().session("console:p").unwrap().unwrap().dialog.unwrap();
+    assert_eq!(ds.values["event"], "e11", "a number refers to the page shown");
+}
+
+const CHOICE_PAGE_WITH_MORE: usize = crate::dialog::CHOICE_PAGE + 1;
+
+#[tokio::test]
+async fn values_from_people_are_never_expanded() {
+    let f = fixture(1);
+    for t in ["sign up", "1", "{phone}", "{code} Ltd"] {
+        say(&f.bot, "h", t).await;
+    }
+    let confirm = say(&f.bot, "h", "13812345678").await;
+    assert!(confirm.contains("Name: {phone}"), "{confirm}");
+    assert!(confirm.contains("Organization: {code} Ltd"), "{confirm}");
+    let done = say(&f.bot, "h", "yes").await;
+    assert!(done.starts_with("You are registered"), "{done}");
+    let reg = &f.bot.store().registrations(Some("e1")).unwrap()[0];
+    assert_eq!((reg.name.as_str(), reg.organization.as_str()), ("{phone}", "{code} Ltd"));
+}
+
+#[tokio::test]
+async fn long_messages_are_refused_politely() {
+    let f = fixture(1);
+    let r = say(&f.bot, "l", &"x".repeat(1001)).await;
+    assert!(r.contains("too long"), "{r}");
+    let r = say(&f.bot, "l", &"长".repeat(1001)).await;
+    assert!(r.contains("太长"), "{r}");
+}
+
+#[tokio::test]
+async fn menu_clicks_unsubscribe_and_stale_buttons() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("m.redb"), &events(2));
+    let builtin = std::path::Path::new("(built-in)");
+    let mut settings = Settings::default();
+    settings.menu.insert("EVENTS".into(), "最近有什么活动".into());
+    let bot = Arc::new(
+        Bot::new(
+            store,
+            crate::app::load_phrasebook(builtin).unwrap(),
+            crate::app::load_dialogs(builtin).unwrap(),
+            settings,
+            Arc::new(|| time::macros::datetime!(2026-11-28 12:00 +08:00)),
+        )
+        .unwrap(),
+    );
+    let who = Identity::console("m");
+    let msg = |input| Inbound {
+        identity: who.clone(),
+        message_id: None,
+        input,
+    };
+    let r = bot.handle(msg(Input::Click("EVENTS".into()))).await;
+    assert!(r[0].text.contains("沙龙第1场"), "{r:?}");
+    assert!(bot.handle(msg(Input::Unsubscribe)).await.is_empty());
+    let r = bot.handle(msg(Input::Choice("e1".into()))).await;
+    assert!(r[0].text.contains("失效"), "{r:?}");
+    let r = bot.handle(msg(Input::Subscribe { scene: None })).await;
+    assert!(r[0].text.starts_with("您好"), "{r:?}");
+}
