@@ -230,7 +230,10 @@ impl Phrasebook {
             Some(t) => fill(t.get(lang), args),
             None => {
                 tracing::error!(key, "the phrasebook has no such text");
-                self.texts.get("help").map(|t| t.get(lang).to_string()).unwrap_or_default()
+                self.texts
+                    .get("help")
+                    .map(|t| t.get(lang).to_string())
+                    .unwrap_or_default()
             }
         }
     }
@@ -275,6 +278,49 @@ mod tests {
         );
     }
 
+    /// Every key the code asks the phrasebook for exists: literals passed
+    /// to `t(…)` or `Refusal::new(…)`, and the keys chosen by match arms
+    /// (`status_…`, `event_closed_…`).
+    #[test]
+    fn every_key_used_in_the_code_exists() {
+        fn rs_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    rs_files(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        rs_files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let known: Vec<&str> = TEXTS.iter().map(|(k, _)| *k).collect();
+        let mut used = 0;
+        for f in files {
+            let code = std::fs::read_to_string(&f).unwrap();
+            for marker in [".t(\"", "Refusal::new(\"", "Some(\"event_closed_", "=> \"status_"] {
+                for (i, _) in code.match_indices(marker) {
+                    let start = i + marker.find('"').unwrap() + 1;
+                    let key: String = code[start..].chars().take_while(|c| *c != '"').collect();
+                    if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                        continue;
+                    }
+                    used += 1;
+                    assert!(
+                        known.contains(&key.as_str()),
+                        "{}: phrasebook key `{key}` does not exist",
+                        f.display()
+                    );
+                }
+            }
+        }
+        assert!(used > 40, "the scan found the keys ({used})");
+    }
+
     #[test]
     fn problems_are_named() {
         let bad = crate::assets::BOT_TOML
@@ -290,5 +336,4 @@ mod tests {
             "{problems}"
         );
     }
-
 }

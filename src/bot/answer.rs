@@ -7,8 +7,8 @@
 //! for a specific item, so "which VFX companies do motion capture?" still
 //! finds the one that does.
 
-use crate::context::Ctx;
 use super::render::{self, PAGE};
+use crate::context::Ctx;
 use crate::knowledge::Lang;
 use crate::search::{Hit, Item, Query};
 use crate::store::{MoreList, Session, StoreError};
@@ -73,7 +73,11 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
         // Members that the whole question fits best come first ("robotaxi
         // companies" puts the one whose summary says robotaxis on top).
         let all = index.search(q);
-        return Ok(field_list(ctx, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(), &all));
+        return Ok(field_list(
+            ctx,
+            &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+            &all,
+        ));
     }
     if !event_words.is_empty() {
         return Ok(upcoming(ctx));

@@ -31,8 +31,6 @@ use time::OffsetDateTime;
 
 pub use crate::context::{Brain, Ctx};
 use crate::dialog::{self, Dialogs, Said};
-#[cfg(test)]
-use crate::dialog::CHOICE_PAGE;
 use crate::knowledge::Lang;
 pub use crate::message::{Channel, Choice, Identity, Inbound, Input, Reply};
 pub use crate::phrasebook::{self, Phrasebook};
@@ -324,7 +322,12 @@ impl Bot {
                     }
                 };
             }
-            Input::Unsubscribe => return Ok(Decision { replies: Vec::new(), finish: None }),
+            Input::Unsubscribe => {
+                return Ok(Decision {
+                    replies: Vec::new(),
+                    finish: None,
+                });
+            }
             Input::Choice(value) => Said::Choice(value),
             Input::Start { payload: Some(p) } | Input::Subscribe { scene: Some(p) } => Said::Link(p),
             Input::Start { payload: None } | Input::Subscribe { scene: None } => return Ok(help()),
@@ -354,23 +357,25 @@ impl Bot {
             return Ok(Decision::reply(ctx.t("message_too_long", &[("max", &max.to_string())])));
         }
         let q = Query::new(text);
-        Ok(match dialog::handle(&self.dialogs, turn, session, Said::Text(text, &q))? {
-            dialog::Outcome::Step(step) => {
-                session.more = None;
-                Decision {
-                    replies: step.replies,
-                    finish: step.finish,
+        Ok(
+            match dialog::handle(&self.dialogs, turn, session, Said::Text(text, &q))? {
+                dialog::Outcome::Step(step) => {
+                    session.more = None;
+                    Decision {
+                        replies: step.replies,
+                        finish: step.finish,
+                    }
                 }
-            }
-            dialog::Outcome::NotMine if self.phrases.intents.more.is_whole(&q) => {
-                Decision::reply(answer::more(ctx, session)?)
-            }
-            dialog::Outcome::NotMine => {
-                let r = answer::answer(ctx, &q)?;
-                session.more = r.more;
-                Decision::reply(r.text)
-            }
-        })
+                dialog::Outcome::NotMine if self.phrases.intents.more.is_whole(&q) => {
+                    Decision::reply(answer::more(ctx, session)?)
+                }
+                dialog::Outcome::NotMine => {
+                    let r = answer::answer(ctx, &q)?;
+                    session.more = r.more;
+                    Decision::reply(r.text)
+                }
+            },
+        )
     }
 
     /// A readable account of how the knowledge ranks for `text`: the terms,

@@ -25,7 +25,11 @@ fn events(n: usize) -> String {
 
 fn open_store(path: &std::path::Path, knowledge: &str) -> Arc<Store> {
     let store = Store::open(path).unwrap();
-    let k = validate_references(vec![parse_str("t.toml", knowledge, false).unwrap()], &Default::default()).unwrap();
+    let k = validate_references(
+        vec![parse_str("t.toml", knowledge, false).unwrap()],
+        &Default::default(),
+    )
+    .unwrap();
     store.import(&k, true).unwrap();
     Arc::new(store)
 }
@@ -40,7 +44,6 @@ fn bot_over(store: Arc<Store>) -> Arc<Bot> {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    path: std::path::PathBuf,
     bot: Arc<Bot>,
 }
 
@@ -48,7 +51,7 @@ fn fixture(n_events: usize) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b.redb");
     let bot = bot_over(open_store(&path, &events(n_events)));
-    Fixture { _dir: dir, path, bot }
+    Fixture { _dir: dir, bot }
 }
 
 fn text(who: &str, t: &str) -> Inbound {
@@ -78,15 +81,21 @@ async fn each_identity_is_served_in_arrival_order_and_none_waits_for_another() {
     let mut script = SIGN_UP.to_vec();
     script.extend(std::iter::repeat_n("hello", 14));
     let mut futures = Vec::new();
-    for step in 0..script.len() {
+    for (step, message) in script.iter().enumerate() {
         for who in 0..50 {
-            let fut = f.bot.handle(text(&format!("p{who}"), script[step]));
+            let fut = f.bot.handle(text(&format!("p{who}"), message));
             futures.push((who, step, tokio::spawn(fut)));
         }
     }
     let mut replies = vec![vec![String::new(); script.len()]; 50];
     for (who, step, task) in futures {
-        replies[who][step] = task.await.unwrap().iter().map(Reply::numbered).collect::<Vec<_>>().join("\n");
+        replies[who][step] = task
+            .await
+            .unwrap()
+            .iter()
+            .map(Reply::numbered)
+            .collect::<Vec<_>>()
+            .join("\n");
     }
     for (who, r) in replies.iter().enumerate() {
         assert!(r[0].contains("Which event"), "p{who}: {}", r[0]);
@@ -101,7 +110,12 @@ async fn each_identity_is_served_in_arrival_order_and_none_waits_for_another() {
     }
     let regs = f.bot.store().registrations(Some("e1")).unwrap();
     assert_eq!(regs.len(), 50);
-    assert_eq!(regs.iter().filter(|r| r.status == RegistrationStatus::Confirmed).count(), 5);
+    assert_eq!(
+        regs.iter()
+            .filter(|r| r.status == RegistrationStatus::Confirmed)
+            .count(),
+        5
+    );
     assert_eq!(f.bot.lanes.len(), 0, "no lane left behind");
 }
 
@@ -187,7 +201,10 @@ async fn typed_text_is_never_a_payload_or_an_option_value() {
             },
         })
         .await;
-    assert!(r[0].text.contains("Salon number 2") || r[0].text.contains("沙龙第2场"), "{r:?}");
+    assert!(
+        r[0].text.contains("Salon number 2") || r[0].text.contains("沙龙第2场"),
+        "{r:?}"
+    );
     say(&f.bot, "w", "sign up").await;
     let r = f
         .bot
@@ -211,7 +228,10 @@ async fn choices_are_structured_and_paged() {
     assert_eq!(choices[0].value, "e1");
     assert!(choices[0].label.starts_with("Salon number 1"));
     assert_eq!(choices[9].value, crate::dialog::MORE_VALUE);
-    assert!(!r[0].text.contains("Salon number"), "the text does not list the choices");
+    assert!(
+        !r[0].text.contains("Salon number"),
+        "the text does not list the choices"
+    );
     let r = f.bot.handle(text("p", "more")).await;
     assert_eq!(r[0].choices[0].value, "e10");
     let r = say(&f.bot, "p", "2").await;
@@ -234,7 +254,10 @@ async fn values_from_people_are_never_expanded() {
     let done = say(&f.bot, "h", "yes").await;
     assert!(done.starts_with("You are registered"), "{done}");
     let reg = &f.bot.store().registrations(Some("e1")).unwrap()[0];
-    assert_eq!((reg.name.as_str(), reg.organization.as_str()), ("{phone}", "{code} Ltd"));
+    assert_eq!(
+        (reg.name.as_str(), reg.organization.as_str()),
+        ("{phone}", "{code} Ltd")
+    );
 }
 
 #[tokio::test]

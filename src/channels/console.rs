@@ -51,8 +51,9 @@ impl Console {
             .worker_threads(1)
             .thread_name("parkbot-console")
             .build()?;
-        let identity = Identity::new(crate::message::Channel::Console, user)
-            .ok_or_else(|| anyhow::anyhow!("--user {user:?}: a console user name is 1–128 characters, no control characters"))?;
+        let identity = Identity::new(crate::message::Channel::Console, user).ok_or_else(|| {
+            anyhow::anyhow!("--user {user:?}: a console user name is 1–128 characters, no control characters")
+        })?;
         Ok(Console { bot, rt, identity })
     }
 

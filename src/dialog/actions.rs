@@ -16,8 +16,7 @@ use crate::knowledge::{Event, Lang, Text};
 use crate::logging::mask_phone;
 use crate::message::Reply;
 use crate::store::{
-    CancelOutcome, DialogState, Effect, EffectOutcome, NewRegistration, RegisterOutcome, RegistrationStatus,
-    StoreError,
+    CancelOutcome, DialogState, Effect, EffectOutcome, NewRegistration, RegisterOutcome, RegistrationStatus, StoreError,
 };
 
 /// Why an event cannot be signed up for now, as a refusal naming it.
@@ -175,10 +174,10 @@ pub fn closed_named(source: Source, turn: &Turn, text: &str) -> Option<Refusal> 
 pub fn complete(dialog: &Dialog, turn: &Turn, ds: &DialogState) -> Decided {
     let wording = Wording::new(dialog, turn, ds);
     let finish = |effect: Effect, wording: Wording| {
-        Ok(Outcome::Step(Step {
+        Ok(Outcome::Step(Box::new(Step {
             replies: Vec::new(),
             finish: Some(Finish { effect, wording }),
-        }))
+        })))
     };
     let now = turn.ctx.now.unix_timestamp();
     match dialog.action {
@@ -283,10 +282,10 @@ impl Wording {
     }
 
     fn say_only(&self, key: &str, extra: &[(&str, &str)]) -> Outcome {
-        Outcome::Step(Step {
+        Outcome::Step(Box::new(Step {
             replies: vec![self.say(key, extra)],
             finish: None,
-        })
+        }))
     }
 
     fn status(&self, s: RegistrationStatus) -> &str {

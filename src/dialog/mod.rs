@@ -119,7 +119,7 @@ pub enum Outcome {
     /// Not a dialog message: answer it from the knowledge.
     NotMine,
     /// The dialog's answer; the session was changed in memory.
-    Step(Step),
+    Step(Box<Step>),
 }
 
 /// Replies now, and the effect of a completed dialog if there is one.
@@ -135,10 +135,10 @@ pub struct Finish {
 }
 
 fn step(text: String) -> Outcome {
-    Outcome::Step(Step {
+    Outcome::Step(Box::new(Step {
         replies: vec![Reply::text(text)],
         finish: None,
-    })
+    }))
 }
 
 type Decided = Result<Outcome, StoreError>;
@@ -313,10 +313,10 @@ fn enter(
         Some(n) => format!("{n}\n{text}"),
         None => text,
     };
-    Ok(Outcome::Step(Step {
+    Ok(Outcome::Step(Box::new(Step {
         replies: vec![Reply { text, choices }],
         finish: None,
-    }))
+    })))
 }
 
 fn back(dialog: &Dialog, turn: &Turn, session: &mut Session, mut ds: DialogState) -> Decided {
@@ -546,7 +546,9 @@ fn read_choice(
         return match n {
             Ok(i) => match shown.get(i).or(opts.get(i).map(|o| &o.value)) {
                 Some(value) => by_value(choices, &opts, turn, &value.clone()),
-                None => Ok(Read::Unclear(Refusal::new("input_bad_choice").with("count", shown.len()))),
+                None => Ok(Read::Unclear(
+                    Refusal::new("input_bad_choice").with("count", shown.len()),
+                )),
             },
             Err(e) => Ok(Read::Unclear(e)),
         };
@@ -595,6 +597,127 @@ fn read_choice(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::Brain;
+    use crate::knowledge::{parse_str, validate_references};
+    use crate::phrasebook::Phrasebook;
+    use crate::store::Store;
+
+    const EVENT: &str = "[[event]]\nid = \"e1\"\ntitle = { zh = \"沙龙\", en = \"Salon\" }\n\
+                         starts_at = \"2027-01-10T14:00:00+08:00\"\ncapacity = 5\n";
+
+    struct World {
+        _dir: tempfile::TempDir,
+        store: Store,
+        brain: Brain,
+        phrases: Phrasebook,
+        dialogs: Dialogs,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("d.redb")).unwrap();
+        let k = validate_references(vec![parse_str("e.toml", EVENT, false).unwrap()], &Default::default()).unwrap();
+        let files: Vec<(String, String)> = crate::assets::DIALOGS
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        World {
+            _dir: dir,
+            store,
+            brain: Brain::new(k),
+            phrases: Phrasebook::parse("bot.toml", crate::assets::BOT_TOML).unwrap(),
+            dialogs: Dialogs::load(&files).unwrap(),
+        }
+    }
+
+    /// Runs `texts` through the engine at `now` (unix seconds from the
+    /// first step), keeping the session in memory as the core would.
+    fn run(w: &World, session: &mut Session, texts: &[(&str, i64)]) -> Vec<Outcome> {
+        texts
+            .iter()
+            .map(|(text, at)| {
+                let ctx = Ctx {
+                    brain: &w.brain,
+                    phrases: &w.phrases,
+                    store: &w.store,
+                    now: time::macros::datetime!(2026-11-28 12:00 +08:00) + time::Duration::seconds(*at),
+                    lang: Lang::En,
+                };
+                let turn = Turn {
+                    ctx: &ctx,
+                    identity: "console:x",
+                    timeout_secs: 600,
+                };
+                let q = Query::new(text);
+                handle(&w.dialogs, &turn, session, Said::Text(text, &q)).unwrap()
+            })
+            .collect()
+    }
+
+    fn replies(o: &Outcome) -> String {
+        match o {
+            Outcome::Step(s) => s.replies.iter().map(Reply::numbered).collect::<Vec<_>>().join("\n"),
+            Outcome::NotMine => "<not mine>".into(),
+        }
+    }
+
+    #[test]
+    fn completion_decides_an_effect_and_writes_nothing() {
+        let w = world();
+        let mut session = Session::default();
+        let steps = ["sign up", "1", "Jane", "Acme", "13812345678", "yes"];
+        let out = run(&w, &mut session, &steps.map(|s| (s, 0)));
+        assert!(replies(&out[4]).starts_with("Please confirm"), "{}", replies(&out[4]));
+        let Outcome::Step(step) = &out[5] else {
+            panic!("the last step completes the dialog")
+        };
+        let Step {
+            finish: Some(Finish { effect, wording }),
+            replies,
+        } = step.as_ref()
+        else {
+            panic!("the last step completes the dialog")
+        };
+        assert!(replies.is_empty(), "the reply words the outcome");
+        match effect {
+            Effect::Register(new) => {
+                assert_eq!(
+                    (new.event_id.as_str(), new.name.as_str(), new.phone.as_str()),
+                    ("e1", "Jane", "13812345678")
+                );
+                assert_eq!(new.user, "console:x");
+            }
+            _ => panic!("a registration"),
+        }
+        assert!(session.dialog.is_none(), "the dialog ended in memory");
+        assert!(
+            w.store.registrations(None).unwrap().is_empty(),
+            "the engine writes nothing"
+        );
+        assert!(w.store.session("console:x").unwrap().is_none());
+        assert!(wording.replies(None).is_empty());
+    }
+
+    #[test]
+    fn expiry_cancel_and_back() {
+        let w = world();
+        let mut session = Session::default();
+        let out = run(&w, &mut session, &[("sign up", 0), ("1", 10), ("back", 20), ("1", 30)]);
+        assert!(replies(&out[2]).starts_with("Which event"), "{}", replies(&out[2]));
+        let ds = session.dialog.clone().unwrap();
+        assert_eq!(ds.state, "name");
+        let out = run(&w, &mut session, &[("Jane", 30 + 601)]);
+        assert!(replies(&out[0]).contains("timed out"), "{}", replies(&out[0]));
+        assert!(session.dialog.is_none());
+        let out = run(&w, &mut session, &[("cancel", 700)]);
+        assert!(
+            replies(&out[0]).contains("nothing in progress to cancel"),
+            "{}",
+            replies(&out[0])
+        );
+        let out = run(&w, &mut session, &[("what is VFX?", 700)]);
+        assert!(matches!(out[0], Outcome::NotMine));
+    }
 
     #[test]
     fn shipped_dialogs_load_and_keep_their_invariants() {

@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::phrasebook::{check_text, placeholders};
 use crate::knowledge::Text;
+use crate::phrasebook::{check_text, placeholders};
 use crate::search::PhraseSet;
 
 #[derive(Deserialize)]

@@ -8,8 +8,14 @@ use crate::message::Reply;
 
 pub enum Effect {
     Register(NewRegistration),
-    SaveForm { form: String, values: BTreeMap<String, String> },
-    CancelRegistration { code: String, notice: Text },
+    SaveForm {
+        form: String,
+        values: BTreeMap<String, String>,
+    },
+    CancelRegistration {
+        code: String,
+        notice: Text,
+    },
 }
 
 pub enum EffectOutcome {
