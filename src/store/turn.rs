@@ -1,0 +1,173 @@
+//! Turns: everything one handled message leaves behind — the effect of a
+//! dialog's completion (a sign-up, a saved form, a cancellation), the
+//! identity's session and the replies sent for the platform's message id —
+//! committed in ONE transaction. A platform that delivers the same message
+//! again (a retry) is answered from the recorded replies by [`Store::handled`]
+//! instead of being handled twice.
+//!
+//! Records are kept in `identity_msgid_handled` as versioned bytes, with a
+//! time index `at_identity_msgid` so that each turn prunes a bounded number
+//! of records older than its `forget_before`.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::registrations::{
+    CancelOutcome, NewRegistration, RegisterOutcome, cancel_in, register_in, save_form_in, write_session,
+};
+use super::{Result, Session, Store, decode, encode};
+use crate::knowledge::Text;
+use crate::message::Reply;
+
+/// (identity, platform message id) → HandledRecord
+pub(super) const HANDLED: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("identity_msgid_handled");
+/// (unix seconds, identity, message id) → (): handled records by age
+pub(super) const HANDLED_BY_TIME: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("at_identity_msgid");
+
+/// The most old handled-message records one turn prunes.
+const PRUNE_PER_TURN: usize = 256;
+
+/// What a dialog's completion asks the store to do.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Sign up (the registration's `user` is the one registered).
+    Register(NewRegistration),
+    /// Save a filled-in form for the turn's identity.
+    SaveForm {
+        form: String,
+        values: BTreeMap<String, String>,
+    },
+    /// Cancel one of the turn's identity's registrations; `notice` is the
+    /// promotion template (`{event}`, `{code}`) for whoever moves up.
+    CancelRegistration { code: String, notice: Text },
+}
+
+/// What an [`Effect`] came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EffectOutcome {
+    Register(RegisterOutcome),
+    /// The saved form's sequence number.
+    SaveForm(u64),
+    CancelRegistration(CancelOutcome),
+}
+
+/// Everything one handled message leaves behind.
+#[derive(Debug, Clone)]
+pub struct TurnWrite {
+    /// `channel:id`.
+    pub identity: String,
+    /// Unix seconds.
+    pub now: i64,
+    /// `None`: leave the session as is; `Some(None)`: remove it;
+    /// `Some(Some(s))`: save `s`.
+    pub session: Option<Option<Session>>,
+    /// False only for harmless state (the "more" list); an effect forces
+    /// a durable commit.
+    pub durable: bool,
+    pub effect: Option<Effect>,
+    /// The platform's message id: recorded with the replies.
+    pub message_id: Option<String>,
+    /// Handled-message records older than this (unix seconds) may be pruned.
+    pub forget_before: i64,
+}
+
+/// The replies sent for one message, as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct HandledRecord {
+    at: i64,
+    replies: Vec<Reply>,
+}
+
+impl Store {
+    /// Applies the effect, saves the session and records
+    /// (identity, message_id) → replies, in ONE transaction. `replies`
+    /// words the outcome: it runs inside the transaction, after the effect,
+    /// and may run more than once if the transaction is retried. Nothing of
+    /// the turn is stored if any part fails.
+    pub fn commit_turn<F>(&self, turn: TurnWrite, mut replies: F) -> Result<(Option<EffectOutcome>, Vec<Reply>)>
+    where
+        F: FnMut(Option<&EffectOutcome>) -> Vec<Reply> + Send + 'static,
+    {
+        let durable = turn.durable || turn.effect.is_some();
+        self.write_with(durable, move |tx| {
+            let outcome = turn.effect.as_ref().map(|e| apply(tx, &turn, e)).transpose()?;
+            if let Some(session) = &turn.session {
+                write_session(tx, &turn.identity, session.as_ref())?;
+            }
+            let replies = replies(outcome.as_ref());
+            if let Some(id) = &turn.message_id {
+                record(tx, &turn.identity, id, turn.now, &replies)?;
+            }
+            prune(tx, turn.forget_before)?;
+            Ok((outcome, replies))
+        })
+    }
+
+    /// The replies recorded for a message already handled (at or after
+    /// `not_before`, unix seconds).
+    pub fn handled(&self, identity: &str, message_id: &str, not_before: i64) -> Result<Option<Vec<Reply>>> {
+        self.read(|r| {
+            let t = r.open_table(HANDLED)?;
+            let Some(v) = t.get((identity, message_id))? else {
+                return Ok(None);
+            };
+            let rec: HandledRecord = decode(v.value(), "handled message")?;
+            Ok((rec.at >= not_before).then_some(rec.replies))
+        })
+    }
+}
+
+fn apply(tx: &WriteTransaction, turn: &TurnWrite, effect: &Effect) -> Result<EffectOutcome> {
+    Ok(match effect {
+        Effect::Register(new) => EffectOutcome::Register(register_in(tx, new)?),
+        Effect::SaveForm { form, values } => {
+            EffectOutcome::SaveForm(save_form_in(tx, form, &turn.identity, values, turn.now)?)
+        }
+        Effect::CancelRegistration { code, notice } => {
+            EffectOutcome::CancelRegistration(cancel_in(tx, &turn.identity, code, turn.now, notice)?)
+        }
+    })
+}
+
+fn record(tx: &WriteTransaction, identity: &str, message_id: &str, now: i64, replies: &[Reply]) -> Result<()> {
+    let rec = HandledRecord {
+        at: now,
+        replies: replies.to_vec(),
+    };
+    let old = tx
+        .open_table(HANDLED)?
+        .insert((identity, message_id), encode(&rec).as_slice())?
+        .map(|v| decode::<HandledRecord>(v.value(), "handled message"))
+        .transpose();
+    let mut by_time = tx.open_table(HANDLED_BY_TIME)?;
+    if let Ok(Some(old)) = old {
+        by_time.remove((old.at.max(0) as u64, identity, message_id))?;
+    }
+    by_time.insert((now.max(0) as u64, identity, message_id), ())?;
+    Ok(())
+}
+
+/// Removes up to [`PRUNE_PER_TURN`] handled-message records older than `before`.
+fn prune(tx: &WriteTransaction, before: i64) -> Result<()> {
+    if before <= 0 {
+        return Ok(());
+    }
+    let mut by_time = tx.open_table(HANDLED_BY_TIME)?;
+    let mut old = Vec::new();
+    for row in by_time.range::<(u64, &str, &str)>(..(before as u64, "", ""))? {
+        let (k, _) = row?;
+        let (at, identity, id) = k.value();
+        old.push((at, identity.to_string(), id.to_string()));
+        if old.len() >= PRUNE_PER_TURN {
+            break;
+        }
+    }
+    let mut handled = tx.open_table(HANDLED)?;
+    for (at, identity, id) in &old {
+        by_time.remove((*at, identity.as_str(), id.as_str()))?;
+        handled.remove((identity.as_str(), id.as_str()))?;
+    }
+    Ok(())
+}
