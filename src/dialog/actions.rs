@@ -219,7 +219,6 @@ fn register(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) -> c
     }
     let new = NewRegistration {
         event_id: ev.id.clone(),
-        capacity: ev.capacity,
         user: turn.identity.to_string(),
         name: value(ds, "name").to_string(),
         organization: value(ds, "organization").to_string(),
@@ -246,6 +245,13 @@ fn register(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) -> c
             let status = turn.ctx.phrases.t(status_key(r.status), lang, &[]);
             say(dialog, "already", turn, ds, &[("code", &r.code), ("status", &status)])
         }
+        RegisterOutcome::EventGone => say(
+            dialog,
+            "closed",
+            turn,
+            ds,
+            &[("reason", &turn.ctx.t("event_gone", &[]))],
+        ),
     })
 }
 
@@ -303,7 +309,7 @@ fn cancel(dialog: &Dialog, turn: &Turn, ds: &DialogState, ended: Session) -> cra
         .cancel_registration(turn.identity, code, now, promoted, Some(ended))?
     {
         CancelOutcome::Cancelled { cancelled, promoted } => {
-            tracing::info!(event = %cancelled.event_id, code = %cancelled.code, promoted = ?promoted.as_ref().map(|p| &p.code), "registration cancelled");
+            tracing::info!(event = %cancelled.event_id, code = %cancelled.code, promoted = ?promoted.iter().map(|p| &p.code).collect::<Vec<_>>(), "registration cancelled");
             Ok(say(
                 dialog,
                 "cancelled",
