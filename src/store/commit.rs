@@ -186,7 +186,14 @@ fn note_commit(lazy_since: &mut Option<Instant>, durable: bool, counter: &Counte
 /// An empty durable commit: makes earlier non-durable commits durable. A
 /// failure is logged and tried again a little later.
 fn flush_or_log(db: &Database, counter: &Counter, lazy_since: Option<Instant>) -> Option<Instant> {
-    let result = db.begin_write().map_err(StoreError::from).and_then(|w| Ok(w.commit()?));
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), StoreError> {
+        Ok(db.begin_write()?.commit()?)
+    }))
+    .unwrap_or_else(|panic| {
+        Err(StoreError::WriterPanic {
+            message: panic_message(panic.as_ref()),
+        })
+    });
     match result {
         Ok(()) => {
             counter.durable_commit();
@@ -200,23 +207,24 @@ fn flush_or_log(db: &Database, counter: &Counter, lazy_since: Option<Instant>) -
 }
 
 /// Runs `batch`'s jobs in one transaction and commits it; returns their
-/// values, in order, only once committed.
+/// values, in order, only once committed. A panic (in a job, or in redb on
+/// a damaged file) is caught, logged, and becomes [`StoreError::WriterPanic`].
 fn run_batch(db: &Database, batch: &mut [Request], durable: bool) -> Result<Vec<Value>, StoreError> {
+    catch_unwind(AssertUnwindSafe(|| attempt(db, batch, durable))).unwrap_or_else(|panic| {
+        let message = panic_message(panic.as_ref());
+        tracing::error!(panic = %message, "a store write panicked");
+        Err(StoreError::WriterPanic { message })
+    })
+}
+
+fn attempt(db: &Database, batch: &mut [Request], durable: bool) -> Result<Vec<Value>, StoreError> {
     let mut tx = db.begin_write()?;
     if !durable {
         tx.set_durability(Durability::None)?;
     }
     let mut values = Vec::with_capacity(batch.len());
     for r in batch.iter_mut() {
-        match catch_unwind(AssertUnwindSafe(|| (r.job)(&tx))) {
-            Ok(Ok(v)) => values.push(v),
-            Ok(Err(e)) => return Err(e),
-            Err(panic) => {
-                let message = panic_message(panic.as_ref());
-                tracing::error!(panic = %message, "a store write panicked");
-                return Err(StoreError::WriterPanic { message });
-            }
-        }
+        values.push((r.job)(&tx)?);
     }
     tx.commit()?;
     Ok(values)

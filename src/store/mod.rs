@@ -228,9 +228,15 @@ impl Store {
             });
         }
         let db = guard(path, || {
-            redb::Builder::new()
-                .open_read_only(path)
-                .map_err(|e| open_error(path, e))
+            redb::Builder::new().open_read_only(path).map_err(|e| match e {
+                redb::DatabaseError::RepairAborted => StoreError::Io {
+                    path: path.to_path_buf(),
+                    detail: "the store was not closed cleanly and cannot be read without repair: \
+                                 open it once for writing (e.g. start parkbot) to repair it"
+                        .into(),
+                },
+                e => open_error(path, e),
+            })
         })?;
         let store = Store {
             db: Db::ReadOnly(db),
@@ -735,9 +741,10 @@ fn migrate(db: &Database, from: u64) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::knowledge::{Text, parse_str, validate_references};
+    use crate::knowledge::{parse_str, validate_references};
+    use std::collections::BTreeMap;
 
     fn sample() -> Knowledge {
         let text = r#"
@@ -830,6 +837,243 @@ name = "B"
         store.put_session("console:a", Some(&s)).unwrap();
         assert!(store.session("console:a").unwrap().is_some());
         assert!(store.session("console:b").unwrap().is_none());
+        store.put_session("console:a", None).unwrap();
+        assert!(store.session("console:a").unwrap().is_none());
+    }
+
+    /// Knowledge with one field, one enterprise, and `events` (id, capacity).
+    pub(crate) fn knowledge_with(events: &[(&str, Option<u32>)]) -> Knowledge {
+        let mut text =
+            String::from("[[field]]\nid = \"vfx\"\nname = \"VFX\"\n[[enterprise]]\nid = \"a\"\nname = \"A\"\n");
+        for (id, cap) in events {
+            text.push_str(&format!(
+                "[[event]]\nid = \"{id}\"\ntitle = {{ zh = \"{id}论坛\", en = \"{id} forum\" }}\n\
+                 starts_at = \"2027-01-01T09:00:00+08:00\"\n"
+            ));
+            if let Some(c) = cap {
+                text.push_str(&format!("capacity = {c}\n"));
+            }
+        }
+        validate_references(vec![parse_str("t.toml", &text, false).unwrap()], &HashSet::new()).unwrap()
+    }
+
+    pub(crate) fn sign_up(store: &Store, event: &str, user: &str) -> RegisterOutcome {
+        let new = NewRegistration {
+            event_id: event.into(),
+            user: user.into(),
+            name: format!("name of {user}"),
+            organization: "org".into(),
+            phone: "13800000000".into(),
+            now: 1_700_000_000,
+        };
+        store.register(new, None).unwrap()
+    }
+
+    /// A small store with knowledge, sessions and registrations, closed.
+    fn small_store(path: &Path) {
+        let store = Store::open(path).unwrap();
+        store
+            .import(&knowledge_with(&[("e1", Some(1)), ("e2", None)]), &opts(true))
+            .unwrap();
+        for i in 0..5 {
+            let s = Session {
+                updated_at: i,
+                ..Session::default()
+            };
+            store.put_session(&format!("console:u{i}"), Some(&s)).unwrap();
+        }
+        sign_up(&store, "e1", "console:u0");
+        sign_up(&store, "e1", "console:u1");
+        sign_up(&store, "e2", "console:u2");
+    }
+
+    #[test]
+    fn damaged_files_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.redb");
+        small_store(&good);
+        let bytes = std::fs::read(&good).unwrap();
+        let mut offsets: Vec<usize> = (0..bytes.len()).step_by(4096).collect();
+        offsets.extend((0..4096usize * 4).step_by(61));
+        // Also every page's middle and last byte.
+        offsets.extend((2048..bytes.len()).step_by(4096));
+        let (mut ok, mut refused) = (0, 0);
+        for (n, &at) in offsets.iter().enumerate() {
+            let path = dir.path().join(format!("bad{n}.redb"));
+            let mut copy = bytes.clone();
+            copy[at] ^= 0x5A;
+            std::fs::write(&path, &copy).unwrap();
+            let outcome = catch_unwind(AssertUnwindSafe(|| match Store::open(&path) {
+                Ok(store) => {
+                    // Reads and a write on what opened: errors are fine, panics are not.
+                    let _ = store.knowledge();
+                    let _ = store.registrations(None);
+                    let _ = store.user_registrations("console:u0");
+                    let _ = store.session("console:u3");
+                    let _ = store.outbox();
+                    let _ = store.forms("f");
+                    let _ = store.put_session("console:new", Some(&Session::default()));
+                    true
+                }
+                Err(e) => {
+                    assert!(!e.to_string().is_empty());
+                    false
+                }
+            }));
+            match outcome {
+                Ok(true) => ok += 1,
+                Ok(false) => refused += 1,
+                Err(p) => panic!(
+                    "a panic escaped for a byte flipped at {at}: {}",
+                    commit::panic_message(p.as_ref())
+                ),
+            }
+            std::fs::remove_file(&path).unwrap();
+        }
+        assert!(refused > 0, "some damage is noticed ({ok} opened)");
+    }
+
+    #[test]
+    fn an_empty_file_is_not_a_store_and_stays_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        std::fs::write(&path, b"").unwrap();
+        let e = Store::open(&path).unwrap_err();
+        assert!(matches!(e, StoreError::NotAStore { .. }), "{e}");
+        assert!(e.to_string().contains("is not a parkbot store"), "{e}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "not re-initialised");
+        let e = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(e, StoreError::NotAStore { .. }), "a folder: {e}");
+    }
+
+    #[test]
+    fn a_missing_folder_is_an_error_and_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let e = Store::open(&missing.join("s.redb")).unwrap_err();
+        assert!(matches!(e, StoreError::Io { .. }), "{e}");
+        assert!(e.to_string().contains(&missing.display().to_string()), "{e}");
+        assert!(!missing.exists());
+        let e = Store::open_read_only(&missing.join("s.redb")).unwrap_err();
+        assert!(matches!(e, StoreError::Io { .. }), "{e}");
+        assert!(!missing.exists());
+    }
+
+    #[test]
+    fn read_only_open_reads_and_never_writes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        small_store(&path);
+        {
+            let store = Store::open(&path).unwrap();
+            store.save_form("f", "console:u1", BTreeMap::new(), 5, None).unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        {
+            let store = Store::open_read_only(&path).unwrap();
+            assert_eq!(store.knowledge().unwrap().event.len(), 2);
+            assert_eq!(store.registrations(None).unwrap().len(), 3);
+            assert_eq!(store.user_registrations("console:u1").unwrap().len(), 1);
+            assert_eq!(store.forms("f").unwrap().len(), 1);
+            assert!(store.outbox().unwrap().is_empty());
+            assert!(store.session("console:u3").unwrap().is_some());
+            assert_eq!(store.confirmed_count("e1").unwrap(), 1);
+            assert!(store.handled("console:u1", "m1", 0).unwrap().is_none());
+            let e = store.put_session("console:u1", None).unwrap_err();
+            assert!(matches!(e, StoreError::ReadOnly { .. }), "{e}");
+            let e = store.import(&knowledge_with(&[]), &opts(false)).unwrap_err();
+            assert!(matches!(e, StoreError::ReadOnly { .. }), "{e}");
+            // Two readers at once are fine.
+            let again = Store::open_read_only(&path);
+            drop(again);
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), before, "the file is unchanged");
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+    }
+
+    #[test]
+    fn read_only_open_of_a_missing_or_foreign_file_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        assert!(Store::open_read_only(&path).is_err());
+        assert!(!path.exists(), "not created");
+        std::fs::write(&path, vec![7u8; 5000]).unwrap();
+        let e = Store::open_read_only(&path).unwrap_err();
+        assert!(matches!(e, StoreError::NotAStore { .. }), "{e}");
+    }
+
+    #[test]
+    fn destructive_imports_are_refused_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let k = knowledge_with(&[("e1", Some(5)), ("e2", Some(5))]);
+        store.import(&k, &opts(true)).unwrap();
+        sign_up(&store, "e1", "console:a");
+        let before = store.knowledge().unwrap();
+
+        // Emptying the knowledge.
+        let e = store.import(&Knowledge::default(), &opts(true)).unwrap_err();
+        let StoreError::ImportRefused {
+            would_remove,
+            events_with_registrations,
+            empties,
+        } = &e
+        else {
+            panic!("{e}")
+        };
+        assert_eq!((*would_remove, *empties), (4, true));
+        assert_eq!(events_with_registrations, &vec!["e1".to_string()]);
+        assert!(e.to_string().contains("remove 4 item(s)"), "{e}");
+        assert!(e.to_string().contains("--force"), "{e}");
+        assert_eq!(store.knowledge().unwrap(), before, "nothing written");
+
+        // Removing an event with a registration (and one without: fine alone).
+        let without_e1 = knowledge_with(&[("e2", Some(5))]);
+        let e = store.import(&without_e1, &opts(true)).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::ImportRefused { would_remove: 1, empties: false, events_with_registrations } if events_with_registrations == &["e1"]),
+            "{e}"
+        );
+        assert!(e.to_string().contains("e1"), "{e}");
+        assert_eq!(store.knowledge().unwrap(), before);
+        let without_e2 = knowledge_with(&[("e1", Some(5))]);
+        assert_eq!(store.import(&without_e2, &opts(true)).unwrap().removed, 1);
+
+        // A cancelled registration does not hold an event back.
+        let code = store.user_registrations("console:a").unwrap()[0].code.clone();
+        store
+            .cancel_registration("console:a", &code, 1, Text::default(), None)
+            .unwrap();
+        let k3 = knowledge_with(&[("e3", None)]);
+        assert_eq!(store.import(&k3, &opts(true)).unwrap().removed, 1);
+        sign_up(&store, "e3", "console:b");
+
+        // --force goes ahead.
+        let force = ImportOptions {
+            replace: true,
+            force: true,
+            ..Default::default()
+        };
+        let s = store.import(&Knowledge::default(), &force).unwrap();
+        assert_eq!(s.removed, 3);
+        assert!(store.knowledge().unwrap().is_empty());
+    }
+
+    #[test]
+    fn injected_faults_fail_reads_and_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        store.inject_faults(true, false);
+        assert!(store.session("console:a").is_err());
+        assert!(store.knowledge().is_err());
+        store.put_session("console:a", Some(&Session::default())).unwrap();
+        store.inject_faults(false, true);
+        assert!(store.session("console:a").unwrap().is_some());
+        assert!(store.put_session("console:a", None).is_err());
+        store.inject_faults(false, false);
         store.put_session("console:a", None).unwrap();
         assert!(store.session("console:a").unwrap().is_none());
     }

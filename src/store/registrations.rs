@@ -446,3 +446,223 @@ fn user_regs(tx: &WriteTransaction, user: &str) -> Result<Vec<Registration>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{knowledge_with, opts, sign_up};
+    use crate::store::{ImportOptions, StoreError};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        (dir, store)
+    }
+
+    fn notice() -> Text {
+        Text::Localized(
+            [
+                ("zh".to_string(), "{event}：您的报名码 {code}".to_string()),
+                ("en".to_string(), "{event}: your code {code}".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        )
+    }
+
+    fn code_of(o: &RegisterOutcome) -> String {
+        match o {
+            RegisterOutcome::Confirmed(r) | RegisterOutcome::Waitlisted(r, _) | RegisterOutcome::Existing(r) => {
+                r.code.clone()
+            }
+            RegisterOutcome::EventGone => panic!("event gone"),
+        }
+    }
+
+    /// Rewrites the stored event's capacity directly, as no import would
+    /// (no promotion happens).
+    fn set_capacity_raw(store: &Store, event_id: &str, capacity: Option<u32>) {
+        let id = event_id.to_string();
+        store
+            .write(move |tx| {
+                let mut ev = event(tx, &id)?.unwrap();
+                ev.capacity = capacity;
+                tx.open_table(EVENTS)?.insert(id.as_str(), encode(&ev).as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn capacity_comes_from_the_stored_event() {
+        let (_d, store) = store();
+        store.import(&knowledge_with(&[("e1", Some(1))]), &opts(true)).unwrap();
+        assert!(matches!(
+            sign_up(&store, "e1", "console:a"),
+            RegisterOutcome::Confirmed(_)
+        ));
+        assert!(matches!(
+            sign_up(&store, "e1", "console:b"),
+            RegisterOutcome::Waitlisted(_, 1)
+        ));
+        assert!(matches!(
+            sign_up(&store, "e1", "console:a"),
+            RegisterOutcome::Existing(_)
+        ));
+        assert_eq!(sign_up(&store, "nope", "console:a"), RegisterOutcome::EventGone);
+        assert!(store.registrations(Some("nope")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn lowered_capacity_promotes_nobody() {
+        let (_d, store) = store();
+        store.import(&knowledge_with(&[("e1", Some(3))]), &opts(true)).unwrap();
+        let a = code_of(&sign_up(&store, "e1", "console:a"));
+        sign_up(&store, "e1", "console:b");
+        sign_up(&store, "e1", "console:c");
+        assert!(matches!(
+            sign_up(&store, "e1", "console:d"),
+            RegisterOutcome::Waitlisted(_, 1)
+        ));
+        // Capacity lowered to 1 below the 3 confirmed.
+        let s = store.import(&knowledge_with(&[("e1", Some(1))]), &opts(true)).unwrap();
+        assert_eq!(s.promoted, 0);
+        let out = store.cancel_registration("console:a", &a, 10, notice(), None).unwrap();
+        let CancelOutcome::Cancelled { promoted, .. } = out else {
+            panic!()
+        };
+        assert!(promoted.is_empty(), "2 confirmed ≥ capacity 1: nobody moves up");
+        assert_eq!(store.confirmed_count("e1").unwrap(), 2);
+        assert!(matches!(
+            sign_up(&store, "e1", "console:e"),
+            RegisterOutcome::Waitlisted(_, 2)
+        ));
+        assert!(store.outbox().unwrap().is_empty());
+    }
+
+    #[test]
+    fn cancelling_promotes_the_first_waiting_with_a_one_pass_notice() {
+        let (_d, store) = store();
+        store.import(&knowledge_with(&[("e1", Some(1))]), &opts(true)).unwrap();
+        let a = code_of(&sign_up(&store, "e1", "console:a"));
+        let b = code_of(&sign_up(&store, "e1", "console:b"));
+        sign_up(&store, "e1", "console:c");
+        let out = store
+            .cancel_registration("console:a", &a, 10, notice(), Some(Session::default()))
+            .unwrap();
+        let CancelOutcome::Cancelled { promoted, cancelled } = out else {
+            panic!()
+        };
+        assert_eq!(cancelled.status, Status::Cancelled);
+        assert_eq!(promoted.len(), 1);
+        assert_eq!(
+            (promoted[0].code.as_str(), promoted[0].promoted_at),
+            (b.as_str(), Some(10))
+        );
+        let outbox = store.outbox().unwrap();
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].to, "console:b");
+        assert_eq!(outbox[0].text.get(Lang::En), format!("e1 forum: your code {b}"));
+        assert_eq!(outbox[0].text.get(Lang::Zh), format!("e1论坛：您的报名码 {b}"));
+        assert!(store.session("console:a").unwrap().is_some());
+        assert_eq!(store.confirmed_count("e1").unwrap(), 1);
+        assert_eq!(store.waitlisted_count("e1").unwrap(), 1);
+    }
+
+    #[test]
+    fn raised_capacity_by_import_promotes_in_order() {
+        let (_d, store) = store();
+        store.import(&knowledge_with(&[("e1", Some(1))]), &opts(true)).unwrap();
+        let codes: Vec<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|u| code_of(&sign_up(&store, "e1", &format!("console:{u}"))))
+            .collect();
+        let raise = ImportOptions {
+            replace: true,
+            force: false,
+            promotion_notice: notice(),
+        };
+        let s = store.import(&knowledge_with(&[("e1", Some(3))]), &raise).unwrap();
+        assert_eq!(s.promoted, 2);
+        let regs = store.registrations(Some("e1")).unwrap();
+        let status: Vec<Status> = regs.iter().map(|r| r.status).collect();
+        use Status::*;
+        assert_eq!(status, [Confirmed, Confirmed, Confirmed, Waitlisted, Waitlisted]);
+        assert!(regs[1].promoted_at.is_some() && regs[2].promoted_at.is_some() && regs[0].promoted_at.is_none());
+        let outbox = store.outbox().unwrap();
+        let to: Vec<&str> = outbox.iter().map(|m| m.to.as_str()).collect();
+        assert_eq!(to, ["console:b", "console:c"]);
+        assert_eq!(outbox[0].kind, "promotion");
+        assert_eq!(
+            outbox[1].text.get(Lang::En),
+            format!("e1 forum: your code {}", codes[2])
+        );
+        // No limit any more: everyone waiting moves up.
+        let s = store.import(&knowledge_with(&[("e1", None)]), &raise).unwrap();
+        assert_eq!(s.promoted, 2);
+        assert_eq!(store.confirmed_count("e1").unwrap(), 5);
+        assert_eq!(store.waitlisted_count("e1").unwrap(), 0);
+        assert_eq!(store.outbox().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_newcomer_never_takes_a_seat_while_someone_waits() {
+        let (_d, store) = store();
+        store.import(&knowledge_with(&[("e1", Some(1))]), &opts(true)).unwrap();
+        sign_up(&store, "e1", "console:a");
+        sign_up(&store, "e1", "console:b");
+        // A seat is free (capacity raised behind the import's back) but b waits.
+        set_capacity_raw(&store, "e1", Some(2));
+        assert!(matches!(
+            sign_up(&store, "e1", "console:c"),
+            RegisterOutcome::Waitlisted(_, 2)
+        ));
+        assert_eq!(store.confirmed_count("e1").unwrap(), 1);
+        // Cancelling the waiting newcomer frees no seat but fills the free
+        // one with the first waiting (b), in order.
+        let c = store.user_registrations("console:c").unwrap()[0].code.clone();
+        let CancelOutcome::Cancelled { promoted, .. } =
+            store.cancel_registration("console:c", &c, 3, notice(), None).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            promoted.iter().map(|r| r.user.as_str()).collect::<Vec<_>>(),
+            ["console:b"]
+        );
+    }
+
+    #[test]
+    fn notices_are_filled_in_one_pass() {
+        let mut ev = knowledge_with(&[("e1", None)]).event.remove(0);
+        ev.title = Text::Plain("{code} Forum".into());
+        let t = promotion_notice(&notice(), &ev, "K7M4QX");
+        assert_eq!(t.get(Lang::En), "{code} Forum: your code K7M4QX");
+    }
+
+    #[test]
+    fn a_damaged_event_record_fails_the_sign_up_alone() {
+        let (_d, store) = store();
+        store.import(&knowledge_with(&[("e1", Some(1))]), &opts(true)).unwrap();
+        store
+            .write(|tx| {
+                tx.open_table(EVENTS)?.insert("e1", b"\x01{".as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+        let new = NewRegistration {
+            event_id: "e1".into(),
+            user: "console:a".into(),
+            name: "A".into(),
+            organization: String::new(),
+            phone: String::new(),
+            now: 1,
+        };
+        let e = store.register(new, Some(Session::default())).unwrap_err();
+        assert!(matches!(e, StoreError::BadRecord { what: "event", .. }), "{e}");
+        assert!(
+            store.session("console:a").unwrap().is_none(),
+            "nothing of it was written"
+        );
+    }
+}
