@@ -1,11 +1,19 @@
 //! The store: the only module that opens redb and names its tables.
 //!
 //! One redb file holds everything: knowledge, per-identity sessions (dialog
-//! state), registrations, subscribers, saved forms and the outbox. Records are
-//! stored as versioned bytes (a format byte, then JSON) so that a renamed
-//! struct field never silently changes the file's schema. Every write is one
-//! short transaction, committed durably before the caller is told it
-//! happened; a kill at any moment leaves the last committed state.
+//! state), registrations, subscribers, saved forms, the outbox and the
+//! replies recorded for handled messages ([`turn`]). Records are stored as
+//! versioned bytes (a format byte, then JSON) so that a renamed struct field
+//! never silently changes the file's schema. Every write is one short
+//! transaction through the group-commit writer ([`commit`]): committed
+//! (durably, unless the caller asked for a lazy write) before the caller is
+//! told it happened; a kill at any moment leaves the last committed state.
+//! A write that fails or panics fails alone.
+//!
+//! Opening never panics and never guesses: only a path that does not exist
+//! creates a store (in an existing folder); an empty, damaged or foreign
+//! file is [`StoreError::NotAStore`]. [`Store::open_read_only`] reads a
+//! store without ever writing to it (exports).
 //!
 //! The file records its schema version in `meta`. A file of a newer or
 //! unknown version is refused; older versions are brought forward in

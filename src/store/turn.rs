@@ -171,3 +171,165 @@ fn prune(tx: &WriteTransaction, before: i64) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{knowledge_with, opts};
+    use crate::store::{RegistrationStatus, StoreError};
+    use redb::ReadableTableMetadata;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        store.import(&knowledge_with(&[("e1", Some(1))]), &opts(true)).unwrap();
+        (dir, store)
+    }
+
+    fn turn(identity: &str, message_id: &str, now: i64, effect: Option<Effect>) -> TurnWrite {
+        TurnWrite {
+            identity: identity.into(),
+            now,
+            session: Some(Some(Session {
+                updated_at: now,
+                ..Session::default()
+            })),
+            durable: false,
+            effect,
+            message_id: Some(message_id.into()),
+            forget_before: 0,
+        }
+    }
+
+    fn register(user: &str) -> Effect {
+        Effect::Register(NewRegistration {
+            event_id: "e1".into(),
+            user: user.into(),
+            name: "N".into(),
+            organization: "O".into(),
+            phone: "1".into(),
+            now: 100,
+        })
+    }
+
+    fn word(o: Option<&EffectOutcome>) -> Vec<Reply> {
+        vec![Reply::text(match o {
+            Some(EffectOutcome::Register(RegisterOutcome::Confirmed(r))) => format!("confirmed {}", r.code),
+            Some(EffectOutcome::Register(RegisterOutcome::Waitlisted(_, n))) => format!("waiting {n}"),
+            Some(other) => format!("{other:?}"),
+            None => "hello".into(),
+        })]
+    }
+
+    #[test]
+    fn effect_session_and_record_commit_together() {
+        let (_d, store) = store();
+        let durable_before = store.durable_commits();
+        let (outcome, replies) = store
+            .commit_turn(turn("console:a", "m1", 100, Some(register("console:a"))), word)
+            .unwrap();
+        assert!(store.durable_commits() > durable_before, "an effect is durable");
+        let Some(EffectOutcome::Register(RegisterOutcome::Confirmed(reg))) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(replies, vec![Reply::text(format!("confirmed {}", reg.code))]);
+        assert_eq!(store.session("console:a").unwrap().unwrap().updated_at, 100);
+        assert_eq!(
+            store.user_registrations("console:a").unwrap()[0].status,
+            RegistrationStatus::Confirmed
+        );
+        assert_eq!(store.handled("console:a", "m1", 0).unwrap(), Some(replies.clone()));
+        assert_eq!(
+            store.handled("console:a", "m1", 101).unwrap(),
+            None,
+            "too old for the caller"
+        );
+        assert_eq!(store.handled("console:b", "m1", 0).unwrap(), None);
+
+        // A form, then a cancellation through turns.
+        let form = Effect::SaveForm {
+            form: "inquiries".into(),
+            values: [("k".to_string(), "v".to_string())].into_iter().collect(),
+        };
+        let (o, _) = store
+            .commit_turn(turn("console:a", "m2", 101, Some(form)), word)
+            .unwrap();
+        assert!(matches!(o, Some(EffectOutcome::SaveForm(1))));
+        assert_eq!(store.forms("inquiries").unwrap()[0].user, "console:a");
+        store
+            .commit_turn(turn("console:b", "m1", 102, Some(register("console:b"))), word)
+            .unwrap();
+        let cancel = Effect::CancelRegistration {
+            code: reg.code.clone(),
+            notice: Text::Plain("{event} {code}".into()),
+        };
+        let (o, _) = store
+            .commit_turn(turn("console:a", "m3", 103, Some(cancel)), word)
+            .unwrap();
+        let Some(EffectOutcome::CancelRegistration(CancelOutcome::Cancelled { promoted, .. })) = o else {
+            panic!("{o:?}")
+        };
+        assert_eq!(promoted[0].user, "console:b");
+        assert_eq!(store.outbox().unwrap().len(), 1);
+
+        // No effect: the session alone; `Some(None)` removes it, `None` leaves it.
+        let mut t = turn("console:a", "m4", 104, None);
+        t.session = Some(None);
+        store.commit_turn(t, word).unwrap();
+        assert!(store.session("console:a").unwrap().is_none());
+        let mut t = turn("console:b", "m5", 105, None);
+        t.session = None;
+        store.commit_turn(t, word).unwrap();
+        assert_eq!(store.session("console:b").unwrap().unwrap().updated_at, 102);
+        assert_eq!(
+            store.handled("console:b", "m5", 0).unwrap(),
+            Some(vec![Reply::text("hello")])
+        );
+    }
+
+    #[test]
+    fn old_records_are_pruned() {
+        let (_d, store) = store();
+        for i in 0..5 {
+            store
+                .commit_turn(turn("console:a", &format!("m{i}"), 10 + i, None), word)
+                .unwrap();
+        }
+        let mut t = turn("console:b", "n", 1000, None);
+        t.forget_before = 13;
+        store.commit_turn(t, word).unwrap();
+        let kept: Vec<bool> = (0..5)
+            .map(|i| store.handled("console:a", &format!("m{i}"), 0).unwrap().is_some())
+            .collect();
+        assert_eq!(kept, [false, false, false, true, true]);
+        assert!(store.handled("console:b", "n", 0).unwrap().is_some());
+        // The time index was pruned with them.
+        let left = store.read(|r| Ok(r.open_table(HANDLED_BY_TIME)?.len()?)).unwrap();
+        assert_eq!(left, 3);
+    }
+
+    #[test]
+    fn a_failing_effect_leaves_neither_session_nor_record() {
+        let (_d, store) = store();
+        store
+            .write(|tx| {
+                tx.open_table(super::super::EVENTS)?
+                    .insert("e1", b"\x01not json".as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+        let e = store
+            .commit_turn(turn("console:a", "m1", 100, Some(register("console:a"))), word)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::BadRecord { .. }), "{e}");
+        assert!(store.session("console:a").unwrap().is_none());
+        assert!(store.handled("console:a", "m1", 0).unwrap().is_none());
+        // A panicking wording is caught too, and leaves nothing.
+        let e = store
+            .commit_turn(turn("console:b", "m1", 100, None), |_| panic!("wording failed"))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::WriterPanic { .. }), "{e}");
+        assert!(store.session("console:b").unwrap().is_none());
+        assert!(store.handled("console:b", "m1", 0).unwrap().is_none());
+    }
+}
