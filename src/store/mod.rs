@@ -639,7 +639,7 @@ fn import_in(w: &redb::WriteTransaction, k: &Knowledge, opts: &ImportOptions) ->
     let removed_events = upsert(w, EVENTS, events, opts.replace, &mut stats)?;
     upsert(w, FAQS, faqs, opts.replace, &mut stats)?;
     if opts.replace && !opts.force {
-        let empties = before > 0 && k.len() == 0;
+        let empties = before > 0 && k.is_empty();
         let mut events_with_registrations = Vec::new();
         for id in removed_events {
             if registrations::has_active(w, &id)? {
