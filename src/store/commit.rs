@@ -340,7 +340,7 @@ mod tests {
         let mut became_durable = None;
         let mut k = 1;
         // A lazy write every 50 ms: never a second of quiet.
-        while start.elapsed() < Duration::from_millis(2500) {
+        while start.elapsed() < Duration::from_millis(3000) {
             put(&c, false, k).unwrap();
             k += 1;
             if c.durable_commits() > base && became_durable.is_none() {
@@ -349,7 +349,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         let at = became_durable.expect("lazy writes became durable under steady traffic");
-        assert!(at <= Duration::from_millis(1800), "durable only after {at:?}");
+        assert!(at <= Duration::from_millis(2200), "durable only after {at:?}");
         assert!(c.durable_commits() >= base + 2, "and again a second later");
     }
 }

@@ -109,7 +109,12 @@ impl Store {
     /// `not_before`, unix seconds).
     pub fn handled(&self, identity: &str, message_id: &str, not_before: i64) -> Result<Option<Vec<Reply>>> {
         self.read(|r| {
-            let t = r.open_table(HANDLED)?;
+            // A file last written before turns existed has no such table.
+            let t = match r.open_table(HANDLED) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
             let Some(v) = t.get((identity, message_id))? else {
                 return Ok(None);
             };
