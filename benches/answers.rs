@@ -27,7 +27,16 @@ fn benches(c: &mut Criterion) {
             |dir| {
                 let k = synthetic::knowledge(&text).unwrap();
                 let store = Store::open(&dir.path().join("b.redb")).unwrap();
-                store.import(&k, true).unwrap();
+                store
+                    .import(
+                        &k,
+                        &parkbot::store::ImportOptions {
+                            replace: true,
+                            force: true,
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
                 dir
             },
             BatchSize::PerIteration,

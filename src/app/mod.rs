@@ -16,7 +16,29 @@ use crate::bot::{Bot, Clock, Phrasebook, Settings};
 use crate::config::Config;
 use crate::dialog::Dialogs;
 use crate::knowledge::{Knowledge, KnowledgeError, ParsedFile, parse_file, parse_str, validate_references};
-use crate::store::{ImportStats, Store};
+use crate::store::{ImportOptions, ImportStats, Store};
+
+/// How knowledge files are imported: never destructively without `--force`.
+fn import_options(replace: bool) -> ImportOptions {
+    ImportOptions {
+        replace,
+        force: false,
+        promotion_notice: crate::knowledge::Text::Localized(
+            [
+                (
+                    "zh".to_string(),
+                    "好消息：您已从候补转为正式报名「{event}」，报名码 {code}。".to_string(),
+                ),
+                (
+                    "en".to_string(),
+                    "Good news: you now have a seat at {event}. Your code: {code}.".to_string(),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        ),
+    }
+}
 
 /// Everything a command needs, opened once.
 pub struct App {
@@ -43,7 +65,7 @@ impl App {
         }
         let k = load_knowledge_files(&self.config.knowledge.seed, &HashSet::new())
             .map_err(|errs| anyhow!("seed knowledge is invalid:\n{}", join(&errs)))?;
-        let stats = self.store.import(&k, false)?;
+        let stats = self.store.import(&k, &import_options(false))?;
         tracing::info!(items = k.len(), "seeded the store with the configured knowledge");
         Ok(Some(stats))
     }
@@ -93,7 +115,7 @@ impl App {
             anyhow!("nothing was imported:\n{}", join(&errs))
         })?;
         bar.set_message("writing");
-        let stats = self.store.import(&k, replace)?;
+        let stats = self.store.import(&k, &import_options(replace))?;
         bar.inc(1);
         bar.finish_and_clear();
         Ok(stats)

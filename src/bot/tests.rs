@@ -30,7 +30,12 @@ fn open_store(path: &std::path::Path, knowledge: &str) -> Arc<Store> {
         &Default::default(),
     )
     .unwrap();
-    store.import(&k, true).unwrap();
+    let opts = crate::store::ImportOptions {
+        replace: true,
+        force: true,
+        ..Default::default()
+    };
+    store.import(&k, &opts).unwrap();
     Arc::new(store)
 }
 

@@ -192,7 +192,6 @@ pub fn complete(dialog: &Dialog, turn: &Turn, ds: &DialogState) -> Decided {
             }
             let new = NewRegistration {
                 event_id: ev.id.clone(),
-                capacity: ev.capacity,
                 user: turn.identity.to_string(),
                 name: value(ds, "name").to_string(),
                 organization: value(ds, "organization").to_string(),
@@ -264,6 +263,7 @@ impl Wording {
                 status(RegistrationStatus::Cancelled),
             ],
             event_gone: turn.ctx.t("event_gone", &[]),
+
         }
     }
 
@@ -313,18 +313,22 @@ impl Wording {
             EffectOutcome::Register(RegisterOutcome::Existing(r)) => {
                 self.say("already", &[("code", &r.code), ("status", self.status(r.status))])
             }
+            // Removed from the knowledge while the person was signing up.
+            EffectOutcome::Register(RegisterOutcome::EventGone) => {
+                self.say("closed", &[("reason", &self.event_gone)])
+            }
             EffectOutcome::SaveForm(seq) => {
                 let reference = format!("{seq:06}");
                 tracing::info!(dialog = %self.dialog, reference = %reference, "form saved");
                 self.say("saved", &[("ref", &reference)])
             }
             EffectOutcome::CancelRegistration(CancelOutcome::Cancelled { cancelled, promoted }) => {
-                tracing::info!(dialog = %self.dialog, event = %cancelled.event_id, code = %cancelled.code, promoted = ?promoted.as_ref().map(|p| &p.code), "registration cancelled");
+                let promoted: Vec<&str> = promoted.iter().map(|p| p.code.as_str()).collect();
+                tracing::info!(dialog = %self.dialog, event = %cancelled.event_id, code = %cancelled.code, promoted = ?promoted, "registration cancelled");
                 self.say("cancelled", &[("code", &cancelled.code)])
             }
             EffectOutcome::CancelRegistration(CancelOutcome::NotFound) => self.say("kept", &[]),
         };
-        let _ = &self.event_gone;
         vec![reply]
     }
 }

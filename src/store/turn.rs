@@ -1,72 +1,340 @@
-//! TEMPORARY shim of the turn API (replaced by the store work on merge).
+//! Turns: everything one handled message leaves behind — the effect of a
+//! dialog's completion (a sign-up, a saved form, a cancellation), the
+//! identity's session and the replies sent for the platform's message id —
+//! committed in ONE transaction. A platform that delivers the same message
+//! again (a retry) is answered from the recorded replies by [`Store::handled`]
+//! instead of being handled twice.
+//!
+//! Records are kept in `identity_msgid_handled` as versioned bytes, with a
+//! time index `at_identity_msgid` so that each turn prunes a bounded number
+//! of records older than its `forget_before`.
 
 use std::collections::BTreeMap;
 
-use super::{CancelOutcome, NewRegistration, RegisterOutcome, Result, Session, Store};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::registrations::{
+    CancelOutcome, NewRegistration, RegisterOutcome, cancel_in, register_in, save_form_in, write_session,
+};
+use super::{Result, Session, Store, decode, encode};
 use crate::knowledge::Text;
 use crate::message::Reply;
 
+/// (identity, platform message id) → HandledRecord
+pub(super) const HANDLED: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("identity_msgid_handled");
+/// (unix seconds, identity, message id) → (): handled records by age
+pub(super) const HANDLED_BY_TIME: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("at_identity_msgid");
+
+/// The most old handled-message records one turn prunes.
+const PRUNE_PER_TURN: usize = 256;
+
+/// What a dialog's completion asks the store to do.
+#[derive(Debug, Clone)]
 pub enum Effect {
+    /// Sign up (the registration's `user` is the one registered).
     Register(NewRegistration),
+    /// Save a filled-in form for the turn's identity.
     SaveForm {
         form: String,
         values: BTreeMap<String, String>,
     },
-    CancelRegistration {
-        code: String,
-        notice: Text,
-    },
+    /// Cancel one of the turn's identity's registrations; `notice` is the
+    /// promotion template (`{event}`, `{code}`) for whoever moves up.
+    CancelRegistration { code: String, notice: Text },
 }
 
+/// What an [`Effect`] came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EffectOutcome {
     Register(RegisterOutcome),
+    /// The saved form's sequence number.
     SaveForm(u64),
     CancelRegistration(CancelOutcome),
 }
 
+/// Everything one handled message leaves behind.
+#[derive(Debug, Clone)]
 pub struct TurnWrite {
+    /// `channel:id`.
     pub identity: String,
+    /// Unix seconds.
     pub now: i64,
+    /// `None`: leave the session as is; `Some(None)`: remove it;
+    /// `Some(Some(s))`: save `s`.
     pub session: Option<Option<Session>>,
+    /// False only for harmless state (the "more" list); an effect forces
+    /// a durable commit.
     pub durable: bool,
     pub effect: Option<Effect>,
+    /// The platform's message id: recorded with the replies.
     pub message_id: Option<String>,
+    /// Handled-message records older than this (unix seconds) may be pruned.
     pub forget_before: i64,
 }
 
+/// The replies sent for one message, as stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct HandledRecord {
+    at: i64,
+    replies: Vec<Reply>,
+}
+
 impl Store {
+    /// Applies the effect, saves the session and records
+    /// (identity, message_id) → replies, in ONE transaction. `replies`
+    /// words the outcome: it runs inside the transaction, after the effect,
+    /// and may run more than once if the transaction is retried. Nothing of
+    /// the turn is stored if any part fails.
     pub fn commit_turn<F>(&self, turn: TurnWrite, mut replies: F) -> Result<(Option<EffectOutcome>, Vec<Reply>)>
     where
         F: FnMut(Option<&EffectOutcome>) -> Vec<Reply> + Send + 'static,
     {
-        let session = turn.session.clone().flatten();
-        let outcome = match turn.effect {
-            Some(Effect::Register(new)) => Some(EffectOutcome::Register(self.register(new, session)?)),
-            Some(Effect::SaveForm { form, values }) => Some(EffectOutcome::SaveForm(self.save_form(
-                &form,
-                &turn.identity,
-                values,
-                turn.now,
-                session,
-            )?)),
-            Some(Effect::CancelRegistration { code, notice }) => Some(EffectOutcome::CancelRegistration(
-                self.cancel_registration(&turn.identity, &code, turn.now, notice, session)?,
-            )),
-            None => {
-                match (&turn.session, turn.durable) {
-                    (Some(s), true) => self.put_session(&turn.identity, s.as_ref())?,
-                    (Some(Some(s)), false) => self.put_session_lazily(&turn.identity, s)?,
-                    (Some(None), false) => self.put_session(&turn.identity, None)?,
-                    (None, _) => {}
-                }
-                None
+        let durable = turn.durable || turn.effect.is_some();
+        self.write_with(durable, move |tx| {
+            let outcome = turn.effect.as_ref().map(|e| apply(tx, &turn, e)).transpose()?;
+            if let Some(session) = &turn.session {
+                write_session(tx, &turn.identity, session.as_ref())?;
             }
-        };
-        let r = replies(outcome.as_ref());
-        Ok((outcome, r))
+            let replies = replies(outcome.as_ref());
+            if let Some(id) = &turn.message_id {
+                record(tx, &turn.identity, id, turn.now, &replies)?;
+            }
+            prune(tx, turn.forget_before)?;
+            Ok((outcome, replies))
+        })
     }
 
-    pub fn handled(&self, _identity: &str, _message_id: &str, _not_before: i64) -> Result<Option<Vec<Reply>>> {
-        Ok(None)
+    /// The replies recorded for a message already handled (at or after
+    /// `not_before`, unix seconds).
+    pub fn handled(&self, identity: &str, message_id: &str, not_before: i64) -> Result<Option<Vec<Reply>>> {
+        self.read(|r| {
+            // A file last written before turns existed has no such table.
+            let t = match r.open_table(HANDLED) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let Some(v) = t.get((identity, message_id))? else {
+                return Ok(None);
+            };
+            let rec: HandledRecord = decode(v.value(), "handled message")?;
+            Ok((rec.at >= not_before).then_some(rec.replies))
+        })
+    }
+}
+
+fn apply(tx: &WriteTransaction, turn: &TurnWrite, effect: &Effect) -> Result<EffectOutcome> {
+    Ok(match effect {
+        Effect::Register(new) => EffectOutcome::Register(register_in(tx, new)?),
+        Effect::SaveForm { form, values } => {
+            EffectOutcome::SaveForm(save_form_in(tx, form, &turn.identity, values, turn.now)?)
+        }
+        Effect::CancelRegistration { code, notice } => {
+            EffectOutcome::CancelRegistration(cancel_in(tx, &turn.identity, code, turn.now, notice)?)
+        }
+    })
+}
+
+fn record(tx: &WriteTransaction, identity: &str, message_id: &str, now: i64, replies: &[Reply]) -> Result<()> {
+    let rec = HandledRecord {
+        at: now,
+        replies: replies.to_vec(),
+    };
+    let old = tx
+        .open_table(HANDLED)?
+        .insert((identity, message_id), encode(&rec).as_slice())?
+        .map(|v| decode::<HandledRecord>(v.value(), "handled message"))
+        .transpose();
+    let mut by_time = tx.open_table(HANDLED_BY_TIME)?;
+    if let Ok(Some(old)) = old {
+        by_time.remove((old.at.max(0) as u64, identity, message_id))?;
+    }
+    by_time.insert((now.max(0) as u64, identity, message_id), ())?;
+    Ok(())
+}
+
+/// Removes up to [`PRUNE_PER_TURN`] handled-message records older than `before`.
+fn prune(tx: &WriteTransaction, before: i64) -> Result<()> {
+    if before <= 0 {
+        return Ok(());
+    }
+    let mut by_time = tx.open_table(HANDLED_BY_TIME)?;
+    let mut old = Vec::new();
+    for row in by_time.range::<(u64, &str, &str)>(..(before as u64, "", ""))? {
+        let (k, _) = row?;
+        let (at, identity, id) = k.value();
+        old.push((at, identity.to_string(), id.to_string()));
+        if old.len() >= PRUNE_PER_TURN {
+            break;
+        }
+    }
+    let mut handled = tx.open_table(HANDLED)?;
+    for (at, identity, id) in &old {
+        by_time.remove((*at, identity.as_str(), id.as_str()))?;
+        handled.remove((identity.as_str(), id.as_str()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{knowledge_with, opts};
+    use crate::store::{RegistrationStatus, StoreError};
+    use redb::ReadableTableMetadata;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        store.import(&knowledge_with(&[("e1", Some(1))]), &opts(true)).unwrap();
+        (dir, store)
+    }
+
+    fn turn(identity: &str, message_id: &str, now: i64, effect: Option<Effect>) -> TurnWrite {
+        TurnWrite {
+            identity: identity.into(),
+            now,
+            session: Some(Some(Session {
+                updated_at: now,
+                ..Session::default()
+            })),
+            durable: false,
+            effect,
+            message_id: Some(message_id.into()),
+            forget_before: 0,
+        }
+    }
+
+    fn register(user: &str) -> Effect {
+        Effect::Register(NewRegistration {
+            event_id: "e1".into(),
+            user: user.into(),
+            name: "N".into(),
+            organization: "O".into(),
+            phone: "1".into(),
+            now: 100,
+        })
+    }
+
+    fn word(o: Option<&EffectOutcome>) -> Vec<Reply> {
+        vec![Reply::text(match o {
+            Some(EffectOutcome::Register(RegisterOutcome::Confirmed(r))) => format!("confirmed {}", r.code),
+            Some(EffectOutcome::Register(RegisterOutcome::Waitlisted(_, n))) => format!("waiting {n}"),
+            Some(other) => format!("{other:?}"),
+            None => "hello".into(),
+        })]
+    }
+
+    #[test]
+    fn effect_session_and_record_commit_together() {
+        let (_d, store) = store();
+        let durable_before = store.durable_commits();
+        let (outcome, replies) = store
+            .commit_turn(turn("console:a", "m1", 100, Some(register("console:a"))), word)
+            .unwrap();
+        assert!(store.durable_commits() > durable_before, "an effect is durable");
+        let Some(EffectOutcome::Register(RegisterOutcome::Confirmed(reg))) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(replies, vec![Reply::text(format!("confirmed {}", reg.code))]);
+        assert_eq!(store.session("console:a").unwrap().unwrap().updated_at, 100);
+        assert_eq!(
+            store.user_registrations("console:a").unwrap()[0].status,
+            RegistrationStatus::Confirmed
+        );
+        assert_eq!(store.handled("console:a", "m1", 0).unwrap(), Some(replies.clone()));
+        assert_eq!(
+            store.handled("console:a", "m1", 101).unwrap(),
+            None,
+            "too old for the caller"
+        );
+        assert_eq!(store.handled("console:b", "m1", 0).unwrap(), None);
+
+        // A form, then a cancellation through turns.
+        let form = Effect::SaveForm {
+            form: "inquiries".into(),
+            values: [("k".to_string(), "v".to_string())].into_iter().collect(),
+        };
+        let (o, _) = store
+            .commit_turn(turn("console:a", "m2", 101, Some(form)), word)
+            .unwrap();
+        assert!(matches!(o, Some(EffectOutcome::SaveForm(1))));
+        assert_eq!(store.forms("inquiries").unwrap()[0].user, "console:a");
+        store
+            .commit_turn(turn("console:b", "m1", 102, Some(register("console:b"))), word)
+            .unwrap();
+        let cancel = Effect::CancelRegistration {
+            code: reg.code.clone(),
+            notice: Text::Plain("{event} {code}".into()),
+        };
+        let (o, _) = store
+            .commit_turn(turn("console:a", "m3", 103, Some(cancel)), word)
+            .unwrap();
+        let Some(EffectOutcome::CancelRegistration(CancelOutcome::Cancelled { promoted, .. })) = o else {
+            panic!("{o:?}")
+        };
+        assert_eq!(promoted[0].user, "console:b");
+        assert_eq!(store.outbox().unwrap().len(), 1);
+
+        // No effect: the session alone; `Some(None)` removes it, `None` leaves it.
+        let mut t = turn("console:a", "m4", 104, None);
+        t.session = Some(None);
+        store.commit_turn(t, word).unwrap();
+        assert!(store.session("console:a").unwrap().is_none());
+        let mut t = turn("console:b", "m5", 105, None);
+        t.session = None;
+        store.commit_turn(t, word).unwrap();
+        assert_eq!(store.session("console:b").unwrap().unwrap().updated_at, 102);
+        assert_eq!(
+            store.handled("console:b", "m5", 0).unwrap(),
+            Some(vec![Reply::text("hello")])
+        );
+    }
+
+    #[test]
+    fn old_records_are_pruned() {
+        let (_d, store) = store();
+        for i in 0..5 {
+            store
+                .commit_turn(turn("console:a", &format!("m{i}"), 10 + i, None), word)
+                .unwrap();
+        }
+        let mut t = turn("console:b", "n", 1000, None);
+        t.forget_before = 13;
+        store.commit_turn(t, word).unwrap();
+        let kept: Vec<bool> = (0..5)
+            .map(|i| store.handled("console:a", &format!("m{i}"), 0).unwrap().is_some())
+            .collect();
+        assert_eq!(kept, [false, false, false, true, true]);
+        assert!(store.handled("console:b", "n", 0).unwrap().is_some());
+        // The time index was pruned with them.
+        let left = store.read(|r| Ok(r.open_table(HANDLED_BY_TIME)?.len()?)).unwrap();
+        assert_eq!(left, 3);
+    }
+
+    #[test]
+    fn a_failing_effect_leaves_neither_session_nor_record() {
+        let (_d, store) = store();
+        store
+            .write(|tx| {
+                tx.open_table(super::super::EVENTS)?
+                    .insert("e1", b"\x01not json".as_slice())?;
+                Ok(())
+            })
+            .unwrap();
+        let e = store
+            .commit_turn(turn("console:a", "m1", 100, Some(register("console:a"))), word)
+            .unwrap_err();
+        assert!(matches!(e, StoreError::BadRecord { .. }), "{e}");
+        assert!(store.session("console:a").unwrap().is_none());
+        assert!(store.handled("console:a", "m1", 0).unwrap().is_none());
+        // A panicking wording is caught too, and leaves nothing.
+        let e = store
+            .commit_turn(turn("console:b", "m1", 100, None), |_| panic!("wording failed"))
+            .unwrap_err();
+        assert!(matches!(e, StoreError::WriterPanic { .. }), "{e}");
+        assert!(store.session("console:b").unwrap().is_none());
+        assert!(store.handled("console:b", "m1", 0).unwrap().is_none());
     }
 }
