@@ -33,7 +33,7 @@ pub fn knowledge(text: &str) -> anyhow::Result<Knowledge> {
 pub fn bot(path: &Path, knowledge_text: &str, clock: Clock) -> anyhow::Result<Bot> {
     let store = Arc::new(Store::open(path)?);
     store.import(&knowledge(knowledge_text)?, true)?;
-    let builtin = Path::new("(built-in)");
+    let builtin = &crate::config::DialogsConfig::builtin();
     let phrases = crate::app::load_phrasebook(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let dialogs = crate::app::load_dialogs(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     Ok(Bot::new(store, phrases, dialogs, Default::default(), clock)?)

@@ -96,7 +96,7 @@ pub fn registrations_json(regs: &[Registration]) -> String {
 /// order the dialog that saves the form asks for them.
 pub fn form_csv(app: &App, form: &str) -> Result<String> {
     let entries = app.store.forms(form)?;
-    let dialogs = super::load_dialogs(&app.config.dialogs.dir).map_err(|p| anyhow::anyhow!("{}", p.join("\n")))?;
+    let dialogs = super::load_dialogs(&app.config.dialogs).map_err(|p| anyhow::anyhow!("{}", p.join("\n")))?;
     let mut names: Vec<String> = dialogs
         .list
         .iter()
