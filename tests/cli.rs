@@ -300,3 +300,25 @@ fn the_shipped_configuration_holds_the_contract_keys() {
     );
     s.ok(&["--config", cfg.to_str().unwrap(), "check"]);
 }
+
+#[test]
+fn registrations_csv_is_quoted_and_defused() {
+    let s = Sandbox::new();
+    let name = "=HYPERLINK(\"http://x\",\"a, b\")";
+    let org = "@Star, \"Quoted\" Co";
+    for step in ["报名", "2", name, org, "13812345678", "是"] {
+        s.ask("csv", step);
+    }
+    let csv = s.ok(&["export", "registrations"]).stdout;
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(
+        r.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["event_id", "code", "status", "name", "organization", "phone", "user", "created_at"]
+    );
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert_eq!(&rows[0][3], format!("'{name}"), "{csv}");
+    assert_eq!(&rows[0][4], format!("'{org}"), "{csv}");
+    assert_eq!(&rows[0][5], "13812345678");
+    assert_eq!(&rows[0][6], "console:csv");
+}
