@@ -42,9 +42,11 @@ pub const RANGES: &[(&str, i64, i64)] = &[
 
 /// The problem with `value` for the integer key `key`, if it is out of its
 /// range (a key without a range has none).
-fn range_problem(key: &str, value: i64) -> Option<String> {
+fn range_problem(key: &str, value: impl Into<i128>) -> Option<String> {
     let &(_, min, max) = RANGES.iter().find(|(k, _, _)| *k == key)?;
-    (!(min..=max).contains(&value)).then(|| format!("`{key}` = {value} is out of range: allowed {min}..={max}"))
+    let value = value.into();
+    (!(i128::from(min)..=i128::from(max)).contains(&value))
+        .then(|| format!("`{key}` = {value} is out of range: allowed {min}..={max}"))
 }
 
 /// Where the configuration came from, for messages.
@@ -384,10 +386,9 @@ impl Config {
     }
 
     /// Every integer key with its value, for the range checks.
-    fn integers(&self) -> [(&'static str, i64); 9] {
-        let big = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    fn integers(&self) -> [(&'static str, i128); 9] {
         [
-            ("dialogs.timeout_minutes", big(self.dialogs.timeout_minutes)),
+            ("dialogs.timeout_minutes", self.dialogs.timeout_minutes.into()),
             ("server.messages_per_minute", self.server.messages_per_minute.into()),
             ("server.max_message_chars", self.server.max_message_chars.into()),
             ("server.retry_window_minutes", self.server.retry_window_minutes.into()),
@@ -433,15 +434,13 @@ fn overlay(
             continue;
         };
         match (expected, value) {
-            (Value::Table(_), Value::Table(u)) if OPEN_TABLES.contains(&path.as_str()) => {
-                match open_table(u) {
-                    Ok(t) => {
-                        merged.insert(key.clone(), Value::Table(t));
-                        set.push(path);
-                    }
-                    Err(bad) => problems.extend(bad.iter().map(|k| format!("`{path}.{k}` must be a string"))),
+            (Value::Table(_), Value::Table(u)) if OPEN_TABLES.contains(&path.as_str()) => match open_table(u) {
+                Ok(t) => {
+                    merged.insert(key.clone(), Value::Table(t));
+                    set.push(path);
                 }
-            }
+                Err(bad) => problems.extend(bad.iter().map(|k| format!("`{path}.{k}` must be a string"))),
+            },
             (Value::Table(s), Value::Table(u)) => {
                 if let Some(Value::Table(m)) = merged.get_mut(key) {
                     overlay(s, u, &path, m, problems, set);
@@ -467,7 +466,11 @@ fn overlay(
 
 /// An open table's entries, or the keys whose values are not strings.
 fn open_table(user: &Table) -> Result<Table, Vec<String>> {
-    let bad: Vec<String> = user.iter().filter(|(_, v)| !v.is_str()).map(|(k, _)| k.clone()).collect();
+    let bad: Vec<String> = user
+        .iter()
+        .filter(|(_, v)| !v.is_str())
+        .map(|(k, _)| k.clone())
+        .collect();
     if bad.is_empty() { Ok(user.clone()) } else { Err(bad) }
 }
 
@@ -681,8 +684,14 @@ mod tests {
         c.dialogs.timeout_minutes = u64::MAX;
         c.wechat.reply_budget_ms = 99;
         let p = c.validate().join("; ");
-        assert!(p.contains("`dialogs.timeout_minutes` = 9223372036854775807 is out of range"), "{p}");
-        assert!(p.contains("`wechat.reply_budget_ms` = 99 is out of range: allowed 100..=4800"), "{p}");
+        assert!(
+            p.contains("`dialogs.timeout_minutes` = 18446744073709551615 is out of range"),
+            "{p}"
+        );
+        assert!(
+            p.contains("`wechat.reply_budget_ms` = 99 is out of range: allowed 100..=4800"),
+            "{p}"
+        );
     }
 
     #[test]
@@ -732,7 +741,10 @@ mod tests {
         assert_eq!(c.wechat.menu["EVENTS"], "活动");
         let env = vec![("PARKBOT_WECHAT__MENU".to_string(), "{ EVENTS = 1 }".to_string())];
         let e = Config::default_with_env(env).unwrap_err().to_string();
-        assert!(e.contains("`wechat.menu` (from $PARKBOT_WECHAT__MENU) must be an inline table"), "{e}");
+        assert!(
+            e.contains("`wechat.menu` (from $PARKBOT_WECHAT__MENU) must be an inline table"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -794,13 +806,18 @@ mod tests {
             let env = vec![("PARKBOT_DIALOGS__TIMEOUT_MINUTES".to_string(), value.to_string())];
             let e = Config::default_with_env(env).unwrap_err().to_string();
             assert!(
-                e.contains(&format!("`dialogs.timeout_minutes` = {shown} is out of range: allowed 1..=10080")),
+                e.contains(&format!(
+                    "`dialogs.timeout_minutes` = {shown} is out of range: allowed 1..=10080"
+                )),
                 "{e}"
             );
         }
         let env = vec![("PARKBOT_SERVER__MESSAGES_PER_MINUTE".to_string(), " 0 ".to_string())];
         assert_eq!(Config::default_with_env(env).unwrap().server.messages_per_minute, 0);
-        let env = vec![("PARKBOT_DIALOGS__TIMEOUT_MINUTES".to_string(), "99999999999999999999".to_string())];
+        let env = vec![(
+            "PARKBOT_DIALOGS__TIMEOUT_MINUTES".to_string(),
+            "99999999999999999999".to_string(),
+        )];
         let e = Config::default_with_env(env).unwrap_err().to_string();
         assert!(e.contains("must be a whole number"), "{e}");
     }

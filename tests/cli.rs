@@ -243,7 +243,8 @@ fn check_names_an_out_of_range_dialog_timeout() {
         let r = s.run(&all);
         assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
         assert!(
-            r.stderr.contains("`dialogs.timeout_minutes` = 9223372036854775807 is out of range: allowed 1..=10080"),
+            r.stderr
+                .contains("`dialogs.timeout_minutes` = 9223372036854775807 is out of range: allowed 1..=10080"),
             "{}",
             r.stderr
         );
@@ -256,7 +257,10 @@ fn check_names_an_out_of_range_dialog_timeout() {
         .unwrap();
     let err = String::from_utf8_lossy(&r.stderr);
     assert_eq!(r.status.code(), Some(1));
-    assert!(err.contains("`wechat.reply_budget_ms` = 4294967296 is out of range: allowed 100..=4800"), "{err}");
+    assert!(
+        err.contains("`wechat.reply_budget_ms` = 4294967296 is out of range: allowed 100..=4800"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -273,9 +277,17 @@ fn a_configured_dialog_folder_must_exist() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains(expected), "{}", r.stderr);
     // Commands that do not load dialogs still work.
-    assert!(s.ok(&["--config", cfg, "export", "knowledge"]).stdout.contains("[[enterprise]]"));
+    assert!(
+        s.ok(&["--config", cfg, "export", "knowledge"])
+            .stdout
+            .contains("[[enterprise]]")
+    );
     // Set from the environment.
-    let r = s.cmd(&["check"]).env("PARKBOT_DIALOGS__DIR", "elsewhere").output().unwrap();
+    let r = s
+        .cmd(&["check"])
+        .env("PARKBOT_DIALOGS__DIR", "elsewhere")
+        .output()
+        .unwrap();
     assert_eq!(r.status.code(), Some(1));
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("dialogs.dir = \"elsewhere\": folder not found"), "{err}");
@@ -286,7 +298,11 @@ fn a_configured_dialog_folder_must_exist() {
     // The default folder, absent, still falls back to the built-in dialogs.
     assert!(s.ok(&["check"]).stdout.starts_with("ok"));
     let dflt = s.write("dflt.toml", "[dialogs]\ndir = \"dialogs\"\n");
-    assert!(s.ok(&["--config", dflt.to_str().unwrap(), "check"]).stdout.starts_with("ok"));
+    assert!(
+        s.ok(&["--config", dflt.to_str().unwrap(), "check"])
+            .stdout
+            .starts_with("ok")
+    );
 }
 
 #[test]
@@ -313,7 +329,16 @@ fn registrations_csv_is_quoted_and_defused() {
     let mut r = csv::Reader::from_reader(csv.as_bytes());
     assert_eq!(
         r.headers().unwrap().iter().collect::<Vec<_>>(),
-        ["event_id", "code", "status", "name", "organization", "phone", "user", "created_at"]
+        [
+            "event_id",
+            "code",
+            "status",
+            "name",
+            "organization",
+            "phone",
+            "user",
+            "created_at"
+        ]
     );
     let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 1, "{csv}");

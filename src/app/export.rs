@@ -190,9 +190,18 @@ mod tests {
             ("+8613812345678", "+8613812345678"),
             ("", ""),
         ];
-        let rows = cases
-            .iter()
-            .map(|(input, _)| vec!["web3-forum", "K7P2", "confirmed", input, input, "+441234567890", "console:a", "x"]);
+        let rows = cases.iter().map(|(input, _)| {
+            vec![
+                "web3-forum",
+                "K7P2",
+                "confirmed",
+                input,
+                input,
+                "+441234567890",
+                "console:a",
+                "x",
+            ]
+        });
         let text = csv_table(REGISTRATION_COLUMNS, rows);
         let (header, back) = read_back(&text);
         assert_eq!(header, REGISTRATION_COLUMNS);
