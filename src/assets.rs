@@ -1,6 +1,8 @@
 //! Files built into the binary, so that `parkbot` works from any directory:
 //! the default configuration, the demo knowledge and the dialogs. A file on
-//! disk always wins; the built-in copy is used only where none exists.
+//! disk always wins; the built-in copy is used only where none exists (for
+//! the dialogs, only when the folder is the default one: a dialog folder the
+//! user configured must exist).
 
 use std::path::Path;
 
@@ -35,8 +37,15 @@ pub fn builtin_knowledge(path: &Path) -> Option<&'static str> {
 
 /// The files of a dialog folder: from disk when it exists, else built in.
 /// Returns (display name, text) pairs sorted by name.
-pub fn dialog_files(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
+///
+/// The built-in fallback is only for the default folder: when `explicit`
+/// (the user set `[dialogs] dir`), a folder that does not exist is an
+/// error, [`FolderNotFound`].
+pub fn dialog_files(dir: &Path, explicit: bool) -> std::io::Result<Vec<(String, String)>> {
     if !dir.exists() {
+        if explicit {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, FolderNotFound));
+        }
         return Ok(DIALOGS
             .iter()
             .map(|(n, t)| (format!("(built-in) dialogs/{n}"), t.to_string()))
@@ -51,4 +60,39 @@ pub fn dialog_files(dir: &Path) -> std::io::Result<Vec<(String, String)>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// An explicitly configured dialog folder that does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("folder not found")]
+pub struct FolderNotFound;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_default_folder_falls_back_to_the_built_in_dialogs() {
+        let files = dialog_files(Path::new("/nonexistent/parkbot-dialogs"), false).unwrap();
+        assert_eq!(files.len(), DIALOGS.len());
+        assert!(files[0].0.starts_with("(built-in) "));
+    }
+
+    #[test]
+    fn a_missing_explicit_folder_is_an_error() {
+        let e = dialog_files(Path::new("/nonexistent/parkbot-dialogs"), true).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(e.to_string(), "folder not found");
+    }
+
+    #[test]
+    fn an_existing_folder_is_read_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.toml"), "x").unwrap();
+        std::fs::write(dir.path().join("a.toml"), "y").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "z").unwrap();
+        let files = dialog_files(dir.path(), true).unwrap();
+        let names: Vec<_> = files.iter().map(|(n, _)| n.rsplit('/').next().unwrap()).collect();
+        assert_eq!(names, ["a.toml", "b.toml"]);
+    }
 }

@@ -232,3 +232,118 @@ fn unknown_commands_and_options_are_refused() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("possible values: csv, json"), "{}", r.stderr);
 }
+
+#[test]
+fn check_names_an_out_of_range_dialog_timeout() {
+    let s = Sandbox::new();
+    let cfg = s.write("huge.toml", "[dialogs]\ntimeout_minutes = 9223372036854775807\n");
+    for args in [&["check"][..], &["ask", "hi"][..]] {
+        let mut all = vec!["--config", cfg.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let r = s.run(&all);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("`dialogs.timeout_minutes` = 9223372036854775807 is out of range: allowed 1..=10080"),
+            "{}",
+            r.stderr
+        );
+    }
+    // From the environment too: read as a 64-bit number, then range-checked.
+    let r = s
+        .cmd(&["check"])
+        .env("PARKBOT_WECHAT__REPLY_BUDGET_MS", "4294967296")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        err.contains("`wechat.reply_budget_ms` = 4294967296 is out of range: allowed 100..=4800"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_configured_dialog_folder_must_exist() {
+    let s = Sandbox::new();
+    let cfg = s.write("cfg.toml", "[dialogs]\ndir = \"my-dialogs\"\n");
+    let cfg = cfg.to_str().unwrap();
+    let expected = "dialogs.dir = \"my-dialogs\": folder not found";
+    let r = s.run(&["--config", cfg, "check"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains(expected), "{}", r.stderr);
+    assert!(r.stderr.contains("1 problem(s) found"), "said once:\n{}", r.stderr);
+    let r = s.run(&["--config", cfg, "ask", "hi"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains(expected), "{}", r.stderr);
+    // Commands that do not load dialogs still work.
+    assert!(
+        s.ok(&["--config", cfg, "export", "knowledge"])
+            .stdout
+            .contains("[[enterprise]]")
+    );
+    // Set from the environment.
+    let r = s
+        .cmd(&["check"])
+        .env("PARKBOT_DIALOGS__DIR", "elsewhere")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("dialogs.dir = \"elsewhere\": folder not found"), "{err}");
+    // Once the folder exists, it is used.
+    let bot = std::fs::read_to_string(repo("dialogs/bot.toml")).unwrap();
+    s.write("my-dialogs/bot.toml", &bot);
+    s.ok(&["--config", cfg, "check"]);
+    // The default folder, absent, still falls back to the built-in dialogs.
+    assert!(s.ok(&["check"]).stdout.starts_with("ok"));
+    let dflt = s.write("dflt.toml", "[dialogs]\ndir = \"dialogs\"\n");
+    assert!(
+        s.ok(&["--config", dflt.to_str().unwrap(), "check"])
+            .stdout
+            .starts_with("ok")
+    );
+}
+
+#[test]
+fn the_shipped_configuration_holds_the_contract_keys() {
+    let s = Sandbox::new();
+    let cfg = s.write(
+        "contract.toml",
+        "[server]\nmessages_per_minute = 0\nmax_message_chars = 1000\nretry_window_minutes = 15\n\
+         [wechat]\nreply_budget_ms = 4000\n[wechat.menu]\nEVENTS = \"最近有什么活动\"\n\
+         [announce]\nremind_before_hours = 24\n",
+    );
+    s.ok(&["--config", cfg.to_str().unwrap(), "check"]);
+}
+
+#[test]
+fn registrations_csv_is_quoted_and_defused() {
+    let s = Sandbox::new();
+    let name = "=HYPERLINK(\"http://x\",\"a, b\")";
+    let org = "@Star, \"Quoted\" Co";
+    for step in ["报名", "2", name, org, "13812345678", "是"] {
+        s.ask("csv", step);
+    }
+    let csv = s.ok(&["export", "registrations"]).stdout;
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(
+        r.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "event_id",
+            "code",
+            "status",
+            "name",
+            "organization",
+            "phone",
+            "user",
+            "created_at"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert_eq!(&rows[0][3], format!("'{name}"), "{csv}");
+    assert_eq!(&rows[0][4], format!("'{org}"), "{csv}");
+    assert_eq!(&rows[0][5], "13812345678");
+    assert_eq!(&rows[0][6], "console:csv");
+}

@@ -1,5 +1,11 @@
 //! Export formats for staff: registrations (CSV with the contract's
 //! columns, or JSON) and forms saved by dialogs (CSV).
+//!
+//! Every CSV goes through the `csv` crate (RFC 4180 quoting, `\n` line
+//! ends) and, on top of it, [`defuse`]: a cell that a spreadsheet would run
+//! as a formula is written so that it shows as text.
+
+use std::borrow::Cow;
 
 use anyhow::Result;
 use time::OffsetDateTime;
@@ -20,31 +26,48 @@ pub const REGISTRATION_COLUMNS: &[&str] = &[
     "created_at",
 ];
 
-/// A CSV field, quoted when it must be (RFC 4180). A leading `=`, `+`,
-/// `-` or `@` is prefixed with `'` so that spreadsheets do not run it as a
-/// formula (a name is user input).
-pub fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) && !looks_like_phone(s) {
-        format!("'{s}")
+/// Defence against spreadsheet formula injection (OWASP "CSV injection").
+///
+/// A cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return
+/// gets a single quote `'` in front, so that a spreadsheet shows it as text
+/// instead of running it as a formula (names, organizations and form
+/// answers are user input). The one exception is a phone number of the
+/// form `+<digits>` (e.g. `+8613812345678`), which is kept as is: phones
+/// are validated before they are stored, and digits run no formula.
+/// Quoting (commas, double quotes, line breaks) is the CSV writer's job and
+/// happens after this.
+pub fn defuse(cell: &str) -> Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_plus_phone(cell) {
+        Cow::Owned(format!("'{cell}"))
     } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
+        Cow::Borrowed(cell)
     }
 }
 
-fn looks_like_phone(s: &str) -> bool {
+/// `+` followed by one or more ASCII digits, nothing else.
+fn is_plus_phone(s: &str) -> bool {
     s.strip_prefix('+')
         .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn csv_line(fields: &[String]) -> String {
-    let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
-    line.push('\n');
-    line
+/// A CSV document: the header, then the rows, every cell [`defuse`]d.
+pub fn csv_table<H, R, C>(header: &[H], rows: R) -> String
+where
+    H: AsRef<str>,
+    R: IntoIterator<Item = Vec<C>>,
+    C: AsRef<str>,
+{
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    w.write_record(header.iter().map(|h| defuse(h.as_ref()).into_owned()))
+        .expect("CSV into memory");
+    for row in rows {
+        w.write_record(row.iter().map(|c| defuse(c.as_ref()).into_owned()))
+            .expect("CSV into memory");
+    }
+    let bytes = w.into_inner().expect("CSV into memory");
+    String::from_utf8(bytes).expect("CSV of UTF-8 cells is UTF-8")
 }
 
 /// Unix seconds as RFC 3339 (UTC).
@@ -68,12 +91,9 @@ fn registration_row(r: &Registration) -> Vec<String> {
     ]
 }
 
+/// Registrations as CSV with the contract's columns.
 pub fn registrations_csv(regs: &[Registration]) -> String {
-    let mut out = csv_line(&REGISTRATION_COLUMNS.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-    for r in regs {
-        out.push_str(&csv_line(&registration_row(r)));
-    }
-    out
+    csv_table(REGISTRATION_COLUMNS, regs.iter().map(registration_row))
 }
 
 pub fn registrations_json(regs: &[Registration]) -> String {
@@ -96,7 +116,7 @@ pub fn registrations_json(regs: &[Registration]) -> String {
 /// order the dialog that saves the form asks for them.
 pub fn form_csv(app: &App, form: &str) -> Result<String> {
     let entries = app.store.forms(form)?;
-    let dialogs = super::load_dialogs(&app.config.dialogs.dir).map_err(|p| anyhow::anyhow!("{}", p.join("\n")))?;
+    let dialogs = super::load_dialogs(&app.config.dialogs).map_err(|p| anyhow::anyhow!("{}", p.join("\n")))?;
     let mut names: Vec<String> = dialogs
         .list
         .iter()
@@ -112,25 +132,93 @@ pub fn form_csv(app: &App, form: &str) -> Result<String> {
     }
     let mut header = vec!["ref".to_string(), "created_at".into(), "user".into()];
     header.extend(names.iter().cloned());
-    let mut out = csv_line(&header);
-    for e in &entries {
+    let rows = entries.iter().map(|e| {
         let mut row = vec![format!("{:06}", e.seq), rfc3339(e.created_at), e.user.clone()];
         row.extend(names.iter().map(|n| e.values.get(n).cloned().unwrap_or_default()));
-        out.push_str(&csv_line(&row));
-    }
-    Ok(out)
+        row
+    });
+    Ok(csv_table(&header, rows))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Reads a CSV document back: (header, rows).
+    fn read_back(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let header = r.headers().unwrap().iter().map(String::from).collect();
+        let rows = r
+            .records()
+            .map(|rec| rec.unwrap().iter().map(String::from).collect())
+            .collect();
+        (header, rows)
+    }
+
     #[test]
-    fn csv_fields_are_quoted_and_defused() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-        assert_eq!(csv_field("+8613812345678"), "+8613812345678");
+    fn defuse_prefixes_formula_starts_only() {
+        assert_eq!(defuse("plain"), "plain");
+        assert_eq!(defuse("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(defuse("+1+1"), "'+1+1");
+        assert_eq!(defuse("-2+3"), "'-2+3");
+        assert_eq!(defuse("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(defuse("\tx"), "'\tx");
+        assert_eq!(defuse("\rx"), "'\rx");
+        assert_eq!(defuse("+8613812345678"), "+8613812345678");
+        assert_eq!(defuse("+"), "'+");
+        assert_eq!(defuse("a=b"), "a=b");
+        assert_eq!(defuse(""), "");
+    }
+
+    #[test]
+    fn cells_survive_a_round_trip_through_a_csv_reader() {
+        // (written value, value expected back)
+        let cases: &[(&str, &str)] = &[
+            ("Zhang, San", "Zhang, San"),
+            ("say \"hi\"", "say \"hi\""),
+            ("two\nlines", "two\nlines"),
+            ("windows\r\nlines", "windows\r\nlines"),
+            ("{phone}", "{phone}"),
+            ("刘慈欣工作室", "刘慈欣工作室"),
+            ("=1+1", "'=1+1"),
+            ("+SUM(A1)", "'+SUM(A1)"),
+            ("-1", "'-1"),
+            ("@cmd", "'@cmd"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("=\"a,b\"\n", "'=\"a,b\"\n"),
+            ("+8613812345678", "+8613812345678"),
+            ("", ""),
+        ];
+        let rows = cases.iter().map(|(input, _)| {
+            vec![
+                "web3-forum",
+                "K7P2",
+                "confirmed",
+                input,
+                input,
+                "+441234567890",
+                "console:a",
+                "x",
+            ]
+        });
+        let text = csv_table(REGISTRATION_COLUMNS, rows);
+        let (header, back) = read_back(&text);
+        assert_eq!(header, REGISTRATION_COLUMNS);
+        assert_eq!(back.len(), cases.len(), "{text}");
+        for ((input, expected), row) in cases.iter().zip(&back) {
+            assert_eq!(row.len(), 8, "{input:?} in {text}");
+            assert_eq!(row[3], *expected, "name {input:?}");
+            assert_eq!(row[4], *expected, "organization {input:?}");
+            assert_eq!(row[5], "+441234567890");
+        }
+    }
+
+    #[test]
+    fn plain_rows_are_unquoted_lines() {
+        let text = csv_table(&["a", "b"], vec![vec!["1", "x y"], vec!["2", "z"]]);
+        assert_eq!(text, "a,b\n1,x y\n2,z\n");
+        let text = csv_table(&["a", "b"], vec![vec!["x,y", "q\"q"]]);
+        assert_eq!(text, "a,b\n\"x,y\",\"q\"\"q\"\n");
     }
 }

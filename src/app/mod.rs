@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::assets;
 use crate::bot::{Bot, Clock, Phrasebook, Settings};
-use crate::config::Config;
+use crate::config::{Config, DialogsConfig};
 use crate::dialog::Dialogs;
 use crate::knowledge::{Knowledge, KnowledgeError, ParsedFile, parse_file, parse_str, validate_references};
 use crate::store::{ImportOptions, ImportStats, Store};
@@ -73,7 +73,7 @@ impl App {
     /// A bot over the (seeded) store.
     pub fn bot(&self, clock: Clock) -> Result<Bot> {
         self.seed()?;
-        let dir = &self.config.dialogs.dir;
+        let dir = &self.config.dialogs;
         let phrases = load_phrasebook(dir).map_err(|p| anyhow!("{}", p.join("\n")))?;
         let dialogs = load_dialogs(dir).map_err(|p| anyhow!("{}", p.join("\n")))?;
         let settings = Settings {
@@ -153,31 +153,50 @@ pub fn load_knowledge_files(
     validate_references(parsed, known_fields)
 }
 
+/// The files of the configured dialog folder (or the built-in ones when the
+/// default folder does not exist). An explicitly configured folder that does
+/// not exist is `dialogs.dir = "…": folder not found`.
+fn dialog_files(dialogs: &DialogsConfig) -> std::result::Result<Vec<(String, String)>, Vec<String>> {
+    let dir = &dialogs.dir;
+    assets::dialog_files(dir, dialogs.dir_explicit).map_err(|e| {
+        if e.get_ref().is_some_and(|inner| inner.is::<assets::FolderNotFound>()) {
+            vec![format!("dialogs.dir = {:?}: {e}", dir.display().to_string())]
+        } else {
+            vec![format!("{}: {e}", dir.display())]
+        }
+    })
+}
+
 /// Loads `bot.toml` from the dialog folder (or the built-in one).
-pub fn load_phrasebook(dir: &Path) -> std::result::Result<Phrasebook, Vec<String>> {
-    let files = assets::dialog_files(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
+pub fn load_phrasebook(dialogs: &DialogsConfig) -> std::result::Result<Phrasebook, Vec<String>> {
+    let files = dialog_files(dialogs)?;
     let (name, text) = files
         .iter()
         .find(|(n, _)| n.ends_with("bot.toml"))
-        .ok_or_else(|| vec![format!("{}: bot.toml is missing", dir.display())])?;
+        .ok_or_else(|| vec![format!("{}: bot.toml is missing", dialogs.dir.display())])?;
     Phrasebook::parse(name, text)
 }
 
 /// Loads and checks the dialog files of the folder (or the built-in ones).
-pub fn load_dialogs(dir: &Path) -> std::result::Result<Dialogs, Vec<String>> {
-    let files = assets::dialog_files(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
-    Dialogs::load(&files)
+pub fn load_dialogs(dialogs: &DialogsConfig) -> std::result::Result<Dialogs, Vec<String>> {
+    Dialogs::load(&dialog_files(dialogs)?)
 }
 
 /// Every problem in the configuration's dialogs and seed knowledge
 /// (the configuration itself was checked when it loaded).
 pub fn check(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Err(p) = load_phrasebook(&config.dialogs.dir) {
-        problems.extend(p);
-    }
-    if let Err(p) = load_dialogs(&config.dialogs.dir) {
-        problems.extend(p);
+    match dialog_files(&config.dialogs) {
+        // A missing folder is said once, not once per loader.
+        Err(p) => problems.extend(p),
+        Ok(_) => {
+            if let Err(p) = load_phrasebook(&config.dialogs) {
+                problems.extend(p);
+            }
+            if let Err(p) = load_dialogs(&config.dialogs) {
+                problems.extend(p);
+            }
+        }
     }
     if let Err(errs) = load_knowledge_files(&config.knowledge.seed, &HashSet::new()) {
         problems.extend(errs.iter().map(ToString::to_string));

@@ -40,7 +40,7 @@ fn open_store(path: &std::path::Path, knowledge: &str) -> Arc<Store> {
 }
 
 fn bot_over(store: Arc<Store>) -> Arc<Bot> {
-    let builtin = std::path::Path::new("(built-in)");
+    let builtin = &crate::config::DialogsConfig::builtin();
     let phrases = crate::app::load_phrasebook(builtin).unwrap();
     let dialogs = crate::app::load_dialogs(builtin).unwrap();
     let now = time::macros::datetime!(2026-11-28 12:00 +08:00);
@@ -278,7 +278,7 @@ async fn long_messages_are_refused_politely() {
 async fn menu_clicks_unsubscribe_and_stale_buttons() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("m.redb"), &events(2));
-    let builtin = std::path::Path::new("(built-in)");
+    let builtin = &crate::config::DialogsConfig::builtin();
     let mut settings = Settings::default();
     settings.menu.insert("EVENTS".into(), "最近有什么活动".into());
     let bot = Arc::new(

@@ -35,15 +35,13 @@ pub fn knowledge(text: &str) -> anyhow::Result<Knowledge> {
 /// that holds exactly `knowledge` (TOML text).
 pub fn bot(path: &Path, knowledge_text: &str, clock: Clock) -> anyhow::Result<Bot> {
     let store = Arc::new(Store::open(path)?);
-    store.import(
-        &knowledge(knowledge_text)?,
-        &crate::store::ImportOptions {
-            replace: true,
-            force: true,
-            promotion_notice: crate::knowledge::Text::default(),
-        },
-    )?;
-    let builtin = Path::new("(built-in)");
+    let opts = parkbot::store::ImportOptions {
+        replace: true,
+        force: true,
+        ..Default::default()
+    };
+    store.import(&knowledge(knowledge_text)?, &opts)?;
+    let builtin = &parkbot::config::DialogsConfig::builtin();
     let phrases = parkbot::app::load_phrasebook(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let dialogs = parkbot::app::load_dialogs(builtin).map_err(|p| anyhow::anyhow!("{p:?}"))?;
     Ok(Bot::new(store, phrases, dialogs, Default::default(), clock)?)
