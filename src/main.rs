@@ -69,9 +69,15 @@ enum Command {
     },
     /// Load knowledge files (TOML or JSON by extension), all-or-nothing
     Import {
-        /// First remove all knowledge that is not in the files
+        /// First remove all knowledge that is not in the files (says how
+        /// many items go; refuses to empty the knowledge or to remove an
+        /// event with registrations unless --force)
         #[arg(long)]
         replace: bool,
+        /// With --replace: remove even when that empties the knowledge or
+        /// drops events that have registrations
+        #[arg(long, requires = "replace")]
+        force: bool,
         /// Knowledge files
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
@@ -192,16 +198,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             console.chat()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import { replace, files } => {
+        Command::Import { replace, force, files } => {
             let app = App::open(config, db)?;
-            let stats = app.import(&files, replace)?;
+            let stats = app.import(&files, replace, force)?;
             eprintln!(
-                "imported into {}: {} added, {} updated, {} unchanged, {} removed",
+                "imported into {}: {} added, {} updated, {} unchanged, {} removed{}",
                 app.store.path().display(),
                 stats.added,
                 stats.updated,
                 stats.unchanged,
-                stats.removed
+                stats.removed,
+                if stats.promoted > 0 {
+                    format!(", {} moved up from waiting lists (notices queued)", stats.promoted)
+                } else {
+                    String::new()
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -211,13 +222,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", bot.explain(&text.join(" ")));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export(Export::Knowledge) => {
+            let text = app::export_knowledge(config, db)?;
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export(what) => {
-            let app = App::open(config, db)?;
+            // Exports only read: the store is opened read-only.
+            let app = App::open_read_only(config, db)?;
             let text = match what {
-                Export::Knowledge => {
-                    app.seed()?;
-                    app.store.knowledge()?.to_toml()
-                }
+                Export::Knowledge => unreachable!("handled above"),
                 Export::Registrations { event, format } => {
                     let regs = app.store.registrations(event.as_deref())?;
                     match format {

@@ -102,6 +102,7 @@ fn upsert_keeps_other_items_and_replace_removes_them() {
 fn export_round_trips() {
     let s = Sandbox::new();
     // The demo knowledge, seeded on first start.
+    s.ask("a", "hello");
     let first = export(&s);
     assert!(first.contains("liu-cixin-studio"));
     let f = s.write("export.toml", &first);

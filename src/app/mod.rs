@@ -16,29 +16,7 @@ use crate::bot::{Bot, Clock, Phrasebook, Settings};
 use crate::config::{Config, DialogsConfig};
 use crate::dialog::Dialogs;
 use crate::knowledge::{Knowledge, KnowledgeError, ParsedFile, parse_file, parse_str, validate_references};
-use crate::store::{ImportOptions, ImportStats, Store};
-
-/// How knowledge files are imported: never destructively without `--force`.
-fn import_options(replace: bool) -> ImportOptions {
-    ImportOptions {
-        replace,
-        force: false,
-        promotion_notice: crate::knowledge::Text::Localized(
-            [
-                (
-                    "zh".to_string(),
-                    "好消息：您已从候补转为正式报名「{event}」，报名码 {code}。".to_string(),
-                ),
-                (
-                    "en".to_string(),
-                    "Good news: you now have a seat at {event}. Your code: {code}.".to_string(),
-                ),
-            ]
-            .into_iter()
-            .collect(),
-        ),
-    }
-}
+use crate::store::{ImportOptions, ImportStats, Store, StoreError};
 
 /// Everything a command needs, opened once.
 pub struct App {
@@ -47,7 +25,8 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the store (`db` overrides `[store] path`).
+    /// Opens the store (`db` overrides `[store] path`); a path that does
+    /// not exist creates a new store.
     pub fn open(config: Config, db: Option<&Path>) -> Result<App> {
         let path = db.map(Path::to_path_buf).unwrap_or_else(|| config.store.path.clone());
         let store = Store::open(&path)?;
@@ -55,6 +34,46 @@ impl App {
             config,
             store: Arc::new(store),
         })
+    }
+
+    /// Opens the store for reading only (exports): the file is not
+    /// changed, and a read-only file can be read.
+    ///
+    /// A store left by a crash must be repaired first, which is a write:
+    /// that one write is made (with a note on stderr), then it is read.
+    pub fn open_read_only(config: Config, db: Option<&Path>) -> Result<App> {
+        let path = db.map(Path::to_path_buf).unwrap_or_else(|| config.store.path.clone());
+        let store = match Store::open_read_only(&path) {
+            Err(StoreError::NeedsRepair { .. }) => {
+                eprintln!(
+                    "note: {} was not closed cleanly (a crash?); repairing it before reading",
+                    path.display()
+                );
+                drop(Store::open(&path)?);
+                Store::open_read_only(&path)?
+            }
+            other => other?,
+        };
+        Ok(App {
+            config,
+            store: Arc::new(store),
+        })
+    }
+
+    /// How knowledge is imported: the promotion notice (for people a raised
+    /// capacity gives a seat) is the `promoted` text of the dialog that
+    /// cancels registrations.
+    fn import_options(&self, replace: bool, force: bool) -> ImportOptions {
+        let notice = load_dialogs(&self.config.dialogs)
+            .ok()
+            .and_then(|d| d.promotion_notice())
+            .or_else(|| load_dialogs(&DialogsConfig::builtin()).ok()?.promotion_notice())
+            .unwrap_or_default();
+        ImportOptions {
+            replace,
+            force,
+            promotion_notice: notice,
+        }
     }
 
     /// Imports the configured seed knowledge into a store that never held
@@ -65,7 +84,7 @@ impl App {
         }
         let k = load_knowledge_files(&self.config.knowledge.seed, &HashSet::new())
             .map_err(|errs| anyhow!("seed knowledge is invalid:\n{}", join(&errs)))?;
-        let stats = self.store.import(&k, &import_options(false))?;
+        let stats = self.store.import(&k, &self.import_options(false, false))?;
         tracing::info!(items = k.len(), "seeded the store with the configured knowledge");
         Ok(Some(stats))
     }
@@ -76,15 +95,21 @@ impl App {
         let dir = &self.config.dialogs;
         let phrases = load_phrasebook(dir).map_err(|p| anyhow!("{}", p.join("\n")))?;
         let dialogs = load_dialogs(dir).map_err(|p| anyhow!("{}", p.join("\n")))?;
+        let c = &self.config;
         let settings = Settings {
-            dialog_timeout_secs: self.config.dialogs.timeout_minutes as i64 * 60,
+            dialog_timeout_secs: c.dialogs.timeout_minutes as i64 * 60,
+            max_message_chars: c.server.max_message_chars as usize,
+            retry_window_secs: i64::from(c.server.retry_window_minutes) * 60,
+            menu: c.wechat.menu.clone(),
             ..Default::default()
         };
         Ok(Bot::new(self.store.clone(), phrases, dialogs, settings, clock)?)
     }
 
     /// Imports `files` all-or-nothing, with a progress bar on a terminal.
-    pub fn import(&self, files: &[PathBuf], replace: bool) -> Result<ImportStats> {
+    /// `replace` removes what the files do not hold, but never empties the
+    /// knowledge or removes an event with registrations unless `force`.
+    pub fn import(&self, files: &[PathBuf], replace: bool, force: bool) -> Result<ImportStats> {
         let bar = ProgressBar::new(files.len() as u64 + 1);
         bar.set_style(
             ProgressStyle::with_template("{spinner} importing [{bar:30}] {pos}/{len} {msg}")
@@ -115,11 +140,30 @@ impl App {
             anyhow!("nothing was imported:\n{}", join(&errs))
         })?;
         bar.set_message("writing");
-        let stats = self.store.import(&k, &import_options(replace))?;
+        let stats = self.store.import(&k, &self.import_options(replace, force));
         bar.inc(1);
         bar.finish_and_clear();
-        Ok(stats)
+        Ok(stats?)
     }
+}
+
+/// All knowledge as TOML, without changing anything: the store's when it
+/// holds knowledge (opened read-only), else the seed knowledge it would be
+/// given on first start (no store file is created).
+pub fn export_knowledge(config: Config, db: Option<&Path>) -> Result<String> {
+    let path = db.map(Path::to_path_buf).unwrap_or_else(|| config.store.path.clone());
+    if path.exists() {
+        let app = App::open_read_only(config, db)?;
+        if app.store.knowledge_loaded()? {
+            return Ok(app.store.knowledge()?.to_toml());
+        }
+        let k = load_knowledge_files(&app.config.knowledge.seed, &HashSet::new())
+            .map_err(|errs| anyhow!("seed knowledge is invalid:\n{}", join(&errs)))?;
+        return Ok(k.to_toml());
+    }
+    let k = load_knowledge_files(&config.knowledge.seed, &HashSet::new())
+        .map_err(|errs| anyhow!("seed knowledge is invalid:\n{}", join(&errs)))?;
+    Ok(k.to_toml())
 }
 
 fn join(errs: &[KnowledgeError]) -> String {

@@ -263,7 +263,6 @@ impl Wording {
                 status(RegistrationStatus::Cancelled),
             ],
             event_gone: turn.ctx.t("event_gone", &[]),
-
         }
     }
 
@@ -314,9 +313,7 @@ impl Wording {
                 self.say("already", &[("code", &r.code), ("status", self.status(r.status))])
             }
             // Removed from the knowledge while the person was signing up.
-            EffectOutcome::Register(RegisterOutcome::EventGone) => {
-                self.say("closed", &[("reason", &self.event_gone)])
-            }
+            EffectOutcome::Register(RegisterOutcome::EventGone) => self.say("closed", &[("reason", &self.event_gone)]),
             EffectOutcome::SaveForm(seq) => {
                 let reference = format!("{seq:06}");
                 tracing::info!(dialog = %self.dialog, reference = %reference, "form saved");

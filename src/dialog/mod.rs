@@ -79,6 +79,15 @@ impl Dialogs {
         }
     }
 
+    /// The notice for a person a freed seat moves up (`promoted` of the
+    /// dialog that cancels registrations), with `{event}` and `{code}`.
+    pub fn promotion_notice(&self) -> Option<Text> {
+        self.list
+            .iter()
+            .find(|d| d.action == spec::Action::CancelRegistration)
+            .map(|d| d.text("promoted").clone())
+    }
+
     fn get(&self, id: &str) -> Option<&Dialog> {
         self.list.iter().find(|d| d.id == id)
     }

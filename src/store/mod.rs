@@ -108,6 +108,11 @@ pub enum StoreError {
     #[error("the store {path} is open read-only")]
     ReadOnly { path: PathBuf },
     #[error(
+        "the store {path} was not closed cleanly and cannot be read without repair: \
+         open it once for writing (e.g. start parkbot) to repair it"
+    )]
+    NeedsRepair { path: PathBuf },
+    #[error(
         "import refused: it would remove {would_remove} item(s){}{}. Nothing was changed; use --force to import anyway",
         if *empties { " and leave the knowledge empty" } else { "" },
         if events_with_registrations.is_empty() { String::new() } else {
@@ -237,11 +242,8 @@ impl Store {
         }
         let db = guard(path, || {
             redb::Builder::new().open_read_only(path).map_err(|e| match e {
-                redb::DatabaseError::RepairAborted => StoreError::Io {
+                redb::DatabaseError::RepairAborted => StoreError::NeedsRepair {
                     path: path.to_path_buf(),
-                    detail: "the store was not closed cleanly and cannot be read without repair: \
-                                 open it once for writing (e.g. start parkbot) to repair it"
-                        .into(),
                 },
                 e => open_error(path, e),
             })
