@@ -186,10 +186,13 @@ impl Bot {
     #[tracing::instrument(skip_all, fields(identity = %msg.identity))]
     fn process(&self, msg: &Inbound) -> Vec<Reply> {
         #[cfg(test)]
-        if let Some((who, pause)) = self.slow.lock().unwrap().clone()
-            && who == msg.identity
         {
-            std::thread::sleep(pause);
+            let slow = self.slow.lock().unwrap().clone();
+            if let Some((who, pause)) = slow
+                && who == msg.identity
+            {
+                std::thread::sleep(pause);
+            }
         }
         let now = (self.clock)();
         let at = now.unix_timestamp();

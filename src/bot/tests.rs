@@ -305,3 +305,47 @@ async fn menu_clicks_unsubscribe_and_stale_buttons() {
     let r = bot.handle(msg(Input::Subscribe { scene: None })).await;
     assert!(r[0].text.starts_with("您好"), "{r:?}");
 }
+
+#[tokio::test]
+async fn a_failing_store_is_said_and_the_dialog_stays_where_it_was() {
+    let f = fixture(1);
+    for t in &SIGN_UP[..5] {
+        say(&f.bot, "s", t).await;
+    }
+    let before = f.bot.store().session("console:s").unwrap();
+    f.bot.store().inject_faults(false, true);
+    let r = say(&f.bot, "s", "yes").await;
+    assert!(r.contains("temporarily unavailable"), "{r}");
+    f.bot.store().inject_faults(false, false);
+    assert_eq!(f.bot.store().session("console:s").unwrap(), before, "nothing changed");
+    assert!(f.bot.store().registrations(None).unwrap().is_empty());
+    // The next try continues where the person was.
+    let r = say(&f.bot, "s", "yes").await;
+    assert!(r.starts_with("You are registered"), "{r}");
+
+    f.bot.store().inject_faults(true, false);
+    let r = say(&f.bot, "s", "我的报名").await;
+    assert!(r.contains("暂时不可用"), "said in the message's language: {r}");
+    let r = say(&f.bot, "s", "When is Salon number 1?").await;
+    assert!(r.contains("temporarily unavailable"), "never a plausible answer: {r}");
+}
+
+#[test]
+fn a_seat_count_that_cannot_be_read_is_an_error_not_free_seats() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("r.redb"), &events(1));
+    let k = store.knowledge().unwrap();
+    let brain = Brain::new(k);
+    let phrases = crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap();
+    let ctx = Ctx {
+        brain: &brain,
+        phrases: &phrases,
+        store: &store,
+        now: time::macros::datetime!(2026-11-28 12:00 +08:00),
+        lang: Lang::En,
+    };
+    let ev = &brain.knowledge.event[0];
+    assert!(render::event(&ctx, ev).unwrap().contains("Seats: 5 of 5 left"));
+    store.inject_faults(true, false);
+    assert!(render::event(&ctx, ev).is_err());
+}

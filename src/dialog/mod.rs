@@ -708,6 +708,29 @@ mod tests {
     }
 
     #[test]
+    fn registrations_that_cannot_be_read_are_an_error_not_none() {
+        let w = world();
+        w.store.inject_faults(true, false);
+        let ctx = Ctx {
+            brain: &w.brain,
+            phrases: &w.phrases,
+            store: &w.store,
+            now: time::macros::datetime!(2026-11-28 12:00 +08:00),
+            lang: Lang::En,
+        };
+        let turn = Turn {
+            ctx: &ctx,
+            identity: "console:x",
+            timeout_secs: 600,
+        };
+        let mut session = Session::default();
+        let q = Query::new("my registrations");
+        let r = handle(&w.dialogs, &turn, &mut session, Said::Text("my registrations", &q));
+        assert!(r.is_err(), "not \"you have no registrations\"");
+        assert_eq!(session, Session::default(), "and no dialog was started or ended");
+    }
+
+    #[test]
     fn expiry_cancel_and_back() {
         let w = world();
         let mut session = Session::default();
