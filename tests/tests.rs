@@ -8,6 +8,7 @@ mod synthetic;
 mod cli;
 mod concurrency;
 mod dialogs;
+mod faults;
 mod knowledge;
 mod qa;
 mod store;

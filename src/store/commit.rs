@@ -22,12 +22,12 @@
 //! under steady traffic), or when the store closes.
 
 use std::any::Any;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::panics;
 use redb::{Database, Durability, WriteTransaction};
 
 use super::StoreError;
@@ -186,14 +186,12 @@ fn note_commit(lazy_since: &mut Option<Instant>, durable: bool, counter: &Counte
 /// An empty durable commit: makes earlier non-durable commits durable. A
 /// failure is logged and tried again a little later.
 fn flush_or_log(db: &Database, counter: &Counter, lazy_since: Option<Instant>) -> Option<Instant> {
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), StoreError> {
-        Ok(db.begin_write()?.commit()?)
-    }))
-    .unwrap_or_else(|panic| {
-        Err(StoreError::WriterPanic {
-            message: panic_message(panic.as_ref()),
-        })
-    });
+    let result =
+        panics::caught(|| -> Result<(), StoreError> { Ok(db.begin_write()?.commit()?) }).unwrap_or_else(|panic| {
+            Err(StoreError::WriterPanic {
+                message: panic_message(panic.as_ref()),
+            })
+        });
     match result {
         Ok(()) => {
             counter.durable_commit();
@@ -210,7 +208,7 @@ fn flush_or_log(db: &Database, counter: &Counter, lazy_since: Option<Instant>) -
 /// values, in order, only once committed. A panic (in a job, or in redb on
 /// a damaged file) is caught, logged, and becomes [`StoreError::WriterPanic`].
 fn run_batch(db: &Database, batch: &mut [Request], durable: bool) -> Result<Vec<Value>, StoreError> {
-    catch_unwind(AssertUnwindSafe(|| attempt(db, batch, durable))).unwrap_or_else(|panic| {
+    panics::caught(|| attempt(db, batch, durable)).unwrap_or_else(|panic| {
         let message = panic_message(panic.as_ref());
         tracing::error!(panic = %message, "a store write panicked");
         Err(StoreError::WriterPanic { message })

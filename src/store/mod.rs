@@ -20,6 +20,7 @@
 //! [`migrate`], the one place where migrations go.
 
 mod commit;
+mod panics;
 mod records;
 mod registrations;
 mod turn;
@@ -29,7 +30,6 @@ pub use registrations::{CancelOutcome, NewRegistration, RegisterOutcome};
 pub use turn::{Effect, EffectOutcome, TurnWrite};
 
 use std::collections::HashSet;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -323,7 +323,7 @@ impl Store {
     /// [`StoreError::ReaderPanic`].
     fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T>) -> Result<T> {
         let r = self.begin_read()?;
-        catch_unwind(AssertUnwindSafe(|| f(&r))).unwrap_or_else(|panic| {
+        panics::caught(|| f(&r)).unwrap_or_else(|panic| {
             let message = commit::panic_message(panic.as_ref());
             tracing::error!(panic = %message, path = %self.path.display(), "a store read panicked");
             Err(StoreError::ReaderPanic { message })
@@ -516,7 +516,7 @@ fn check_path(path: &Path) -> Result<bool> {
 
 /// Runs `f`, turning a panic (redb on a damaged file) into NotAStore.
 fn guard<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+    panics::caught(f).unwrap_or_else(|panic| {
         Err(StoreError::NotAStore {
             path: path.to_path_buf(),
             detail: format!("the file is damaged: {}", commit::panic_message(panic.as_ref())),
@@ -913,7 +913,7 @@ name = "B"
             let mut copy = bytes.clone();
             copy[at] ^= 0x5A;
             std::fs::write(&path, &copy).unwrap();
-            let outcome = catch_unwind(AssertUnwindSafe(|| match Store::open(&path) {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match Store::open(&path) {
                 Ok(store) => {
                     // Reads and a write on what opened: errors are fine, panics are not.
                     let _ = store.knowledge();
