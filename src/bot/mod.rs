@@ -35,7 +35,7 @@ use crate::knowledge::Lang;
 pub use crate::message::{Channel, Choice, Identity, Inbound, Input, Reply};
 pub use crate::phrasebook::{self, Phrasebook};
 use crate::search::Query;
-use crate::store::{Session, Store, StoreError, TurnWrite};
+use crate::store::{Pending, Session, Store, StoreError, TurnDone, TurnWrite};
 
 /// What the bot could not do at all (it could not even start).
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +91,19 @@ pub struct Bot {
     /// Tests: an identity whose handling is slow.
     #[cfg(test)]
     slow: Mutex<Option<(Identity, std::time::Duration)>>,
+}
+
+/// A message handled on the blocking pool: answered, or its turn queued
+/// for the group commit (awaited by [`Bot::handle`]).
+enum Processed {
+    Done(Vec<Reply>),
+    Committing { pending: Pending<TurnDone>, lang: Lang },
+}
+
+/// What carrying a decision out came to.
+enum Carried {
+    Replies(Vec<Reply>),
+    Committing(Pending<TurnDone>),
 }
 
 /// What one message comes to before it is carried out.
@@ -167,24 +180,42 @@ impl Bot {
             let (phrases, lang) = (bot.phrases.clone(), first_lang(&msg));
             let identity = msg.identity.clone();
             let work = tokio::task::spawn_blocking(move || {
-                let replies = bot.process(&msg);
-                drop(ticket); // the next message of this identity may go
-                replies
+                let processed = bot.process(&msg);
+                (bot, msg, processed)
             });
-            match work.await {
-                Ok(replies) => replies,
+            let replies = match work.await {
+                Ok((_, _, Processed::Done(replies))) => replies,
+                // The commit is awaited here: no thread waits through the
+                // fsync, and the identity's next message waits for it.
+                Ok((bot, msg, Processed::Committing { pending, lang })) => match pending.await {
+                    Ok((_, replies)) => {
+                        bot.remember_replies(&msg, &replies);
+                        replies
+                    }
+                    Err(e) => bot.unavailable(lang, &e),
+                },
                 Err(e) => {
                     let panic = e.try_into_panic().ok().map(|p| panic_message(p.as_ref()));
                     tracing::error!(identity = %identity, panic = ?panic, "handling a message failed");
                     vec![Reply::text(phrases.t("unavailable", lang, &[]))]
                 }
-            }
+            };
+            drop(ticket); // the next message of this identity may go
+            replies
         }
     }
 
-    /// The synchronous handling of one message, in its identity's turn.
+    /// Remembers the replies to a message that has a platform id.
+    fn remember_replies(&self, msg: &Inbound, replies: &[Reply]) {
+        if let Some(id) = &msg.message_id {
+            self.remember(&msg.identity, id, (self.clock)().unix_timestamp(), replies);
+        }
+    }
+
+    /// The synchronous handling of one message, in its identity's turn:
+    /// the replies, or the commit that will give them.
     #[tracing::instrument(skip_all, fields(identity = %msg.identity))]
-    fn process(&self, msg: &Inbound) -> Vec<Reply> {
+    fn process(&self, msg: &Inbound) -> Processed {
         #[cfg(test)]
         {
             let slow = self.slow.lock().unwrap().clone();
@@ -201,21 +232,21 @@ impl Bot {
         if let Some(id) = &msg.message_id {
             if let Some(replies) = self.remembered(&msg.identity, id, at) {
                 tracing::info!(message_id = %id, "retry recognised: the first replies again");
-                return replies;
+                return Processed::Done(replies);
             }
             match self.store.handled(msg.identity.as_str(), id, at - window) {
                 Ok(Some(replies)) => {
                     tracing::info!(message_id = %id, "retry recognised (from the store)");
                     self.remember(&msg.identity, id, at, &replies);
-                    return replies;
+                    return Processed::Done(replies);
                 }
                 Ok(None) => {}
-                Err(e) => return self.unavailable(fallback_lang, &e),
+                Err(e) => return Processed::Done(self.unavailable(fallback_lang, &e)),
             }
         }
         let before = match self.store.session(msg.identity.as_str()) {
             Ok(s) => s,
-            Err(e) => return self.unavailable(fallback_lang, &e),
+            Err(e) => return Processed::Done(self.unavailable(fallback_lang, &e)),
         };
         let mut session = before.clone().unwrap_or_default();
         let lang = match &msg.input {
@@ -224,13 +255,14 @@ impl Bot {
         };
         session.lang = Some(lang);
         match self.carry_out(msg, before.unwrap_or_default(), session, now, lang) {
-            Ok(replies) => {
+            Ok(Carried::Replies(replies)) => {
                 if let Some(id) = &msg.message_id {
                     self.remember(&msg.identity, id, at, &replies);
                 }
-                replies
+                Processed::Done(replies)
             }
-            Err(e) => self.unavailable(lang, &e),
+            Ok(Carried::Committing(pending)) => Processed::Committing { pending, lang },
+            Err(e) => Processed::Done(self.unavailable(lang, &e)),
         }
     }
 
@@ -260,7 +292,7 @@ impl Bot {
         mut session: Session,
         now: OffsetDateTime,
         lang: Lang,
-    ) -> Result<Vec<Reply>, StoreError> {
+    ) -> Result<Carried, StoreError> {
         let brain = self.brain();
         let ctx = Ctx {
             brain: &brain,
@@ -276,7 +308,7 @@ impl Bot {
         let lazy_changed = before.more != session.more || before.lang != session.lang;
         if decision.finish.is_none() && !dialog_changed && !lazy_changed {
             // A plain answer writes nothing.
-            return Ok(decision.replies);
+            return Ok(Carried::Replies(decision.replies));
         }
         let at = now.unix_timestamp();
         session.updated_at = at;
@@ -296,14 +328,14 @@ impl Bot {
             forget_before: at - self.settings.retry_window_secs,
         };
         let first = decision.replies;
-        let (_, replies) = self.store.commit_turn(write, move |outcome| {
+        let pending = self.store.commit_turn_later(write, move |outcome| {
             let mut all = first.clone();
             if let Some(w) = &wording {
                 all.extend(w.replies(outcome));
             }
             all
         })?;
-        Ok(replies)
+        Ok(Carried::Committing(pending))
     }
 
     /// What the message means: a dialog step, an answer, or a reply only.

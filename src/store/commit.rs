@@ -45,7 +45,46 @@ type Job = Box<dyn FnMut(&WriteTransaction) -> Result<Value, StoreError> + Send>
 struct Request {
     job: Job,
     durable: bool,
-    done: SyncSender<Result<Value, StoreError>>,
+    done: Done,
+}
+
+/// How a caller is told its job's result: a blocked thread wakes, or an
+/// async task's [`Pending`] completes (no thread waits for the fsync).
+enum Done {
+    Wait(SyncSender<Result<Value, StoreError>>),
+    Notify(tokio::sync::oneshot::Sender<Result<Value, StoreError>>),
+}
+
+impl Done {
+    fn send(self, result: Result<Value, StoreError>) {
+        match self {
+            Done::Wait(s) => {
+                let _ = s.send(result);
+            }
+            Done::Notify(s) => {
+                let _ = s.send(result);
+            }
+        }
+    }
+}
+
+/// A write queued for the writer thread: await it for the job's value,
+/// given once its transaction is committed.
+pub struct Pending<R> {
+    rx: tokio::sync::oneshot::Receiver<Result<Value, StoreError>>,
+    _value: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: 'static> std::future::Future for Pending<R> {
+    type Output = Result<R, StoreError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.rx).poll(cx).map(|r| match r {
+            Ok(Ok(v)) => Ok(*v.downcast::<R>().expect("a job's value has its own type")),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StoreError::Closing),
+        })
+    }
 }
 
 /// The writer thread and its queue.
@@ -91,20 +130,43 @@ impl Committer {
     /// Runs `f` in a shared write transaction; returns its value once the
     /// transaction is committed, durably unless `durable` is false. `f` may
     /// run more than once (see the module documentation).
-    pub(super) fn write<R, F>(&self, durable: bool, mut f: F) -> Result<R, StoreError>
+    pub(super) fn write<R, F>(&self, durable: bool, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (done, wait) = sync_channel(1);
+        self.queue(durable, f, Done::Wait(done))?;
+        let value = wait.recv().map_err(|_| StoreError::Closing)??;
+        Ok(*value.downcast::<R>().expect("a job's value has its own type"))
+    }
+
+    /// Like [`Committer::write`], but returns at once: the caller awaits
+    /// the result instead of blocking a thread through the fsync.
+    pub(super) fn submit<R, F>(&self, durable: bool, f: F) -> Result<Pending<R>, StoreError>
+    where
+        R: Send + 'static,
+        F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        self.queue(durable, f, Done::Notify(done))?;
+        Ok(Pending {
+            rx,
+            _value: std::marker::PhantomData,
+        })
+    }
+
+    fn queue<R, F>(&self, durable: bool, mut f: F, done: Done) -> Result<(), StoreError>
     where
         R: Send + 'static,
         F: FnMut(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     {
         let job: Job = Box::new(move |tx| f(tx).map(|v| Box::new(v) as Value));
-        let (done, wait) = sync_channel(1);
         self.queue
             .as_ref()
             .ok_or(StoreError::Closing)?
             .send(Request { job, durable, done })
-            .map_err(|_| StoreError::Closing)?;
-        let value = wait.recv().map_err(|_| StoreError::Closing)??;
-        Ok(*value.downcast::<R>().expect("a job's value has its own type"))
+            .map_err(|_| StoreError::Closing)
     }
 
     /// Durable commits so far, flushes included.
@@ -151,7 +213,7 @@ fn run(db: &Database, rx: &Receiver<Request>, counter: &Counter) {
             Ok(values) => {
                 note_commit(&mut lazy_since, durable, counter);
                 for (r, v) in batch.into_iter().zip(values) {
-                    let _ = r.done.send(Ok(v));
+                    r.done.send(Ok(v));
                 }
             }
             Err(e) => {
@@ -164,7 +226,7 @@ fn run(db: &Database, rx: &Receiver<Request>, counter: &Counter) {
                     if result.is_ok() {
                         note_commit(&mut lazy_since, durable, counter);
                     }
-                    let _ = r.done.send(result);
+                    r.done.send(result);
                 }
             }
         }

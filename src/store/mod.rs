@@ -20,6 +20,7 @@
 //! [`migrate`], the one place where migrations go.
 
 mod commit;
+pub use commit::Pending;
 mod panics;
 mod records;
 mod registrations;
@@ -27,7 +28,7 @@ mod turn;
 
 pub use records::*;
 pub use registrations::{CancelOutcome, NewRegistration, RegisterOutcome};
-pub use turn::{Effect, EffectOutcome, TurnWrite};
+pub use turn::{Effect, EffectOutcome, TurnDone, TurnWrite};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -438,6 +439,23 @@ impl Store {
 
     /// Runs `f` in a group-committed write transaction. `f` may run more
     /// than once (a shared transaction that failed is retried job by job).
+    /// Queues `f` for the group commit and returns at once; await the
+    /// result (for async callers: no thread waits through the fsync).
+    fn submit_with<R, F>(&self, durable: bool, f: F) -> Result<Pending<R>>
+    where
+        R: Send + 'static,
+        F: FnMut(&redb::WriteTransaction) -> Result<R> + Send + 'static,
+    {
+        #[cfg(test)]
+        self.injected(true)?;
+        match &self.db {
+            Db::Writable { committer, .. } => committer.submit(durable, f),
+            Db::ReadOnly(_) => Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+            }),
+        }
+    }
+
     fn write_with<R, F>(&self, durable: bool, f: F) -> Result<R>
     where
         R: Send + 'static,

@@ -113,9 +113,15 @@ fn pop_waitlist(tx: &WriteTransaction, event_id: &str) -> Result<Option<Registra
 }
 
 pub(super) fn write_session(tx: &WriteTransaction, identity: &str, session: Option<&Session>) -> Result<()> {
+    write_session_bytes(tx, identity, session.map(encode).as_deref())
+}
+
+/// Saves (or removes) an already encoded session: callers encode before
+/// their job reaches the single writer thread, which is the bottleneck.
+pub(super) fn write_session_bytes(tx: &WriteTransaction, identity: &str, session: Option<&[u8]>) -> Result<()> {
     let mut t = tx.open_table(SESSIONS)?;
     match session {
-        Some(sess) => t.insert(identity, encode(sess).as_slice())?,
+        Some(bytes) => t.insert(identity, bytes)?,
         None => t.remove(identity)?,
     };
     Ok(())

@@ -15,9 +15,9 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::registrations::{
-    CancelOutcome, NewRegistration, RegisterOutcome, cancel_in, register_in, save_form_in, write_session,
+    CancelOutcome, NewRegistration, RegisterOutcome, cancel_in, register_in, save_form_in, write_session_bytes,
 };
-use super::{Result, Session, Store, decode, encode};
+use super::{Pending, Result, Session, Store, decode, encode};
 use crate::knowledge::Text;
 use crate::message::Reply;
 
@@ -81,28 +81,26 @@ struct HandledRecord {
 }
 
 impl Store {
-    /// Applies the effect, saves the session and records
-    /// (identity, message_id) → replies, in ONE transaction. `replies`
-    /// words the outcome: it runs inside the transaction, after the effect,
-    /// and may run more than once if the transaction is retried. Nothing of
-    /// the turn is stored if any part fails.
-    pub fn commit_turn<F>(&self, turn: TurnWrite, mut replies: F) -> Result<(Option<EffectOutcome>, Vec<Reply>)>
+    /// Applies the effect, saves the session and records (identity,
+    /// message id) → replies, in ONE transaction. `replies` words the
+    /// outcome: it runs inside the transaction, after the effect (and may
+    /// run again if the batch is retried job by job).
+    pub fn commit_turn<F>(&self, turn: TurnWrite, replies: F) -> Result<(Option<EffectOutcome>, Vec<Reply>)>
     where
         F: FnMut(Option<&EffectOutcome>) -> Vec<Reply> + Send + 'static,
     {
-        let durable = turn.durable || turn.effect.is_some();
-        self.write_with(durable, move |tx| {
-            let outcome = turn.effect.as_ref().map(|e| apply(tx, &turn, e)).transpose()?;
-            if let Some(session) = &turn.session {
-                write_session(tx, &turn.identity, session.as_ref())?;
-            }
-            let replies = replies(outcome.as_ref());
-            if let Some(id) = &turn.message_id {
-                record(tx, &turn.identity, id, turn.now, &replies)?;
-            }
-            prune(tx, turn.forget_before)?;
-            Ok((outcome, replies))
-        })
+        let (durable, job) = turn_job(turn, replies);
+        self.write_with(durable, job)
+    }
+
+    /// [`Store::commit_turn`] for async callers: queued at once, awaited
+    /// for its result, so no thread is held through the fsync.
+    pub fn commit_turn_later<F>(&self, turn: TurnWrite, replies: F) -> Result<Pending<TurnDone>>
+    where
+        F: FnMut(Option<&EffectOutcome>) -> Vec<Reply> + Send + 'static,
+    {
+        let (durable, job) = turn_job(turn, replies);
+        self.submit_with(durable, job)
     }
 
     /// The replies recorded for a message already handled (at or after
@@ -122,6 +120,37 @@ impl Store {
             Ok((rec.at >= not_before).then_some(rec.replies))
         })
     }
+}
+
+/// What a committed turn came to: the effect's outcome and the replies.
+pub type TurnDone = (Option<EffectOutcome>, Vec<Reply>);
+
+/// The write job of a turn, and whether it must be durable.
+fn turn_job<F>(
+    turn: TurnWrite,
+    mut replies: F,
+) -> (bool, impl FnMut(&WriteTransaction) -> Result<TurnDone> + Send + 'static)
+where
+    F: FnMut(Option<&EffectOutcome>) -> Vec<Reply> + Send + 'static,
+{
+    let durable = turn.durable || turn.effect.is_some();
+    // Encoded here, on the caller's thread, not on the writer's.
+    let session: Option<Option<Vec<u8>>> = turn.session.as_ref().map(|s| s.as_ref().map(encode));
+    let job = move |tx: &WriteTransaction| {
+        let outcome = turn.effect.as_ref().map(|e| apply(tx, &turn, e)).transpose()?;
+        if let Some(bytes) = &session {
+            write_session_bytes(tx, &turn.identity, bytes.as_deref())?;
+        }
+        let replies = replies(outcome.as_ref());
+        // Records are only added with a message id, so pruning there
+        // too keeps the table bounded without touching it otherwise.
+        if let Some(id) = &turn.message_id {
+            record(tx, &turn.identity, id, turn.now, &replies)?;
+            prune(tx, turn.forget_before)?;
+        }
+        Ok((outcome, replies))
+    };
+    (durable, job)
 }
 
 fn apply(tx: &WriteTransaction, turn: &TurnWrite, effect: &Effect) -> Result<EffectOutcome> {
@@ -168,6 +197,9 @@ fn prune(tx: &WriteTransaction, before: i64) -> Result<()> {
         if old.len() >= PRUNE_PER_TURN {
             break;
         }
+    }
+    if old.is_empty() {
+        return Ok(());
     }
     let mut handled = tx.open_table(HANDLED)?;
     for (at, identity, id) in &old {
