@@ -6,23 +6,27 @@
 //! How a message flows:
 //!
 //! ```text
-//!  platform ──▶ channels::*  ──Inbound──▶ bot::Bot::handle ──▶ replies ──▶ channels::*
-//!               (translate only)            │
-//!                                           ├─ dialog          (sign-up and other dialogs, as data)
-//!                                           ├─ search::Index   (retrieval over knowledge)
-//!                                           ├─ bot::phrasebook (wording from dialogs/bot.toml)
-//!                                           └─ store::Store    (the only owner of redb)
+//!  platform ──▶ channels::*  ──Inbound──▶ bot::Bot::handle (async) ──▶ Vec<Reply> ──▶ channels::*
+//!               (translate only)            │  per-identity lane, retries, errors said
+//!                                           ├─ dialog::handle  decides: replies, next state, effect
+//!                                           ├─ search::Index   retrieval over knowledge
+//!                                           └─ store::Store    the one place that writes:
+//!                                                              session + effect + retry record,
+//!                                                              one group-committed transaction
 //! ```
 //!
+//! - [`message`]: the core's language: `Identity`, `Inbound`/`Input`, `Reply`/`Choice`.
 //! - [`config`]: the typed configuration (embedded default, file, environment).
 //! - [`assets`]: files built into the binary (default config, demo knowledge, dialogs).
 //! - [`knowledge`]: the knowledge model and its files (parse, check, export).
 //! - [`search`]: the bilingual retrieval engine.
-//! - [`store`]: the redb file: knowledge, sessions, registrations, subscribers, outbox.
-//! - [`bot`]: the platform-neutral core: an identity and a text in, replies out.
+//! - [`context`]: what one message's handling sees (knowledge and index, wording, time).
+//! - [`phrasebook`] and [`template`]: the bot's wording, filled in one pass.
+//! - [`store`]: the redb file: knowledge, sessions, registrations, forms, outbox.
 //! - [`dialog`]: the dialog engine: state machines declared in `dialogs/`.
+//! - [`bot`]: the platform-neutral core: one async entry point for every channel.
 //! - [`channels`]: thin adapters; today the terminal.
-//! - [`app`]: wiring shared by the commands (open the store, seed, import).
+//! - [`app`]: wiring shared by the commands (open the store, seed, import, export).
 //! - [`logging`]: tracing set-up and masking of personal data.
 
 pub mod app;

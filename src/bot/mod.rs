@@ -4,11 +4,11 @@
 //!
 //! [`Bot::handle`] is the one entry point, `async`, for every channel:
 //! - messages of one identity are handled one at a time, in the order
-//!   `handle` was called ([`lanes`]); different identities never wait for
+//!   `handle` was called (`lanes`); different identities never wait for
 //!   each other, except in the store's shared group commit;
 //! - the synchronous work (index, store) runs on tokio's blocking pool;
 //! - a message whose platform id was handled before gets the replies given
-//!   the first time and changes nothing ([`retries`], and the store's record
+//!   the first time and changes nothing (`retries`, and the store's record
 //!   committed with the state change);
 //! - the dialog engine decides, this module carries the decision out: it
 //!   saves the session, with the dialog's effect and the retry record, in

@@ -1,5 +1,6 @@
-//! Channel adapters: each turns a platform's messages into
-//! [`crate::bot::Inbound`] and the bot's replies back into the platform's
-//! form. No adapter holds dialog or answer logic.
+//! Channel adapters: each turns a platform's updates into
+//! [`crate::message::Inbound`], awaits [`crate::bot::Bot::handle`], and
+//! renders the [`crate::message::Reply`]s in the platform's form (choices as
+//! numbered lines or buttons). No adapter holds dialog or answer logic.
 
 pub mod console;

@@ -2,10 +2,10 @@
 //!
 //! One redb file holds everything: knowledge, per-identity sessions (dialog
 //! state), registrations, subscribers, saved forms, the outbox and the
-//! replies recorded for handled messages ([`turn`]). Records are stored as
+//! replies recorded for handled messages (`turn`). Records are stored as
 //! versioned bytes (a format byte, then JSON) so that a renamed struct field
 //! never silently changes the file's schema. Every write is one short
-//! transaction through the group-commit writer ([`commit`]): committed
+//! transaction through the group-commit writer (`commit`): committed
 //! (durably, unless the caller asked for a lazy write) before the caller is
 //! told it happened; a kill at any moment leaves the last committed state.
 //! A write that fails or panics fails alone.
@@ -17,7 +17,7 @@
 //!
 //! The file records its schema version in `meta`. A file of a newer or
 //! unknown version is refused; older versions are brought forward in
-//! [`migrate`], the one place where migrations go.
+//! `migrate`, the one place where migrations go.
 
 mod commit;
 pub use commit::Pending;
