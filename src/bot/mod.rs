@@ -12,7 +12,7 @@
 //!   committed with the state change);
 //! - the dialog engine decides, this module carries the decision out: it
 //!   saves the session, with the dialog's effect and the retry record, in
-//!   one transaction ([`Bot::process`]);
+//!   one transaction (`Bot::process`);
 //! - a store that cannot be read or written is said ("temporarily
 //!   unavailable"), the session is left as it was, and the cause is logged.
 
