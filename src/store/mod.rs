@@ -437,8 +437,6 @@ impl Store {
         self.write_with(true, f)
     }
 
-    /// Runs `f` in a group-committed write transaction. `f` may run more
-    /// than once (a shared transaction that failed is retried job by job).
     /// Queues `f` for the group commit and returns at once; await the
     /// result (for async callers: no thread waits through the fsync).
     fn submit_with<R, F>(&self, durable: bool, f: F) -> Result<Pending<R>>
@@ -446,25 +444,26 @@ impl Store {
         R: Send + 'static,
         F: FnMut(&redb::WriteTransaction) -> Result<R> + Send + 'static,
     {
-        #[cfg(test)]
-        self.injected(true)?;
-        match &self.db {
-            Db::Writable { committer, .. } => committer.submit(durable, f),
-            Db::ReadOnly(_) => Err(StoreError::ReadOnly {
-                path: self.path.clone(),
-            }),
-        }
+        self.committer()?.submit(durable, f)
     }
 
+    /// Runs `f` in a group-committed write transaction. `f` may run more
+    /// than once (a shared transaction that failed is retried job by job).
     fn write_with<R, F>(&self, durable: bool, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnMut(&redb::WriteTransaction) -> Result<R> + Send + 'static,
     {
+        self.committer()?.write(durable, f)
+    }
+
+    /// The writer, unless the store is read-only (or, in tests, writes are
+    /// made to fail).
+    fn committer(&self) -> Result<&commit::Committer> {
         #[cfg(test)]
         self.injected(true)?;
         match &self.db {
-            Db::Writable { committer, .. } => committer.write(durable, f),
+            Db::Writable { committer, .. } => Ok(committer),
             Db::ReadOnly(_) => Err(StoreError::ReadOnly {
                 path: self.path.clone(),
             }),
