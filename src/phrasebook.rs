@@ -69,6 +69,7 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("message_too_long", &["max"]),
     ("choice_stale", &[]),
     ("choices_more", &["rest"]),
+    ("too_fast", &[]),
 ];
 
 const INTENTS: &[&str] = &[

@@ -18,6 +18,7 @@
 
 mod answer;
 mod lanes;
+mod limits;
 mod render;
 mod retries;
 #[cfg(test)]
@@ -35,13 +36,25 @@ use crate::knowledge::Lang;
 pub use crate::message::{Channel, Choice, Identity, Inbound, Input, Reply};
 pub use crate::phrasebook::{self, Phrasebook};
 use crate::search::Query;
-use crate::store::{Pending, Session, Store, StoreError, TurnDone, TurnWrite};
+use crate::store::{Pending, Session, Store, StoreError, SubscriberChange, TurnDone, TurnWrite};
+use std::sync::atomic::Ordering;
 
 /// What the bot could not do at all (it could not even start).
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What the core counts, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages recognised as retries (answered with the first replies).
+    pub retries: std::sync::atomic::AtomicU64,
+    /// Messages answered "temporarily unavailable" (store failures).
+    pub unavailable: std::sync::atomic::AtomicU64,
+    /// Messages over the per-identity rate limit.
+    pub limited: std::sync::atomic::AtomicU64,
 }
 
 /// The current time; replaceable for tests and demos.
@@ -65,6 +78,10 @@ pub struct Settings {
     pub retry_capacity: usize,
     /// Menu keys and the messages they stand for (`[wechat.menu]`).
     pub menu: BTreeMap<String, String>,
+    /// Messages a minute per identity (`[server] messages_per_minute`);
+    /// 0 is no limit. Past it: "too fast" once, then silence until the
+    /// minute is over.
+    pub messages_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -75,6 +92,7 @@ impl Default for Settings {
             retry_window_secs: 15 * 60,
             retry_capacity: 100_000,
             menu: BTreeMap::new(),
+            messages_per_minute: 0,
         }
     }
 }
@@ -88,6 +106,8 @@ pub struct Bot {
     clock: Clock,
     lanes: Arc<lanes::Lanes>,
     retries: Mutex<retries::Retries>,
+    limiter: Mutex<limits::Limiter>,
+    stats: Stats,
     /// Tests: an identity whose handling is slow.
     #[cfg(test)]
     slow: Mutex<Option<(Identity, std::time::Duration)>>,
@@ -141,6 +161,8 @@ impl Bot {
             clock,
             lanes: Arc::new(lanes::Lanes::default()),
             retries: Mutex::new(retries),
+            limiter: Mutex::new(limits::Limiter::default()),
+            stats: Stats::default(),
             #[cfg(test)]
             slow: Mutex::new(None),
         })
@@ -152,6 +174,10 @@ impl Bot {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Rebuilds the index after the store's knowledge changed.
@@ -232,17 +258,22 @@ impl Bot {
         if let Some(id) = &msg.message_id {
             if let Some(replies) = self.remembered(&msg.identity, id, at) {
                 tracing::info!(message_id = %id, "retry recognised: the first replies again");
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
                 return Processed::Done(replies);
             }
             match self.store.handled(msg.identity.as_str(), id, at - window) {
                 Ok(Some(replies)) => {
                     tracing::info!(message_id = %id, "retry recognised (from the store)");
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     self.remember(&msg.identity, id, at, &replies);
                     return Processed::Done(replies);
                 }
                 Ok(None) => {}
                 Err(e) => return Processed::Done(self.unavailable(fallback_lang, &e)),
             }
+        }
+        if let Some(limited) = self.rate_limit(msg, at, fallback_lang) {
+            return Processed::Done(limited);
         }
         let before = match self.store.session(msg.identity.as_str()) {
             Ok(s) => s,
@@ -254,7 +285,7 @@ impl Bot {
             _ => session.lang.unwrap_or(Lang::Zh),
         };
         session.lang = Some(lang);
-        match self.carry_out(msg, before.unwrap_or_default(), session, now, lang) {
+        match self.carry_out(msg, before, session, now, lang) {
             Ok(Carried::Replies(replies)) => {
                 if let Some(id) = &msg.message_id {
                     self.remember(&msg.identity, id, at, &replies);
@@ -276,9 +307,36 @@ impl Bot {
         r.put(identity, message_id, at, replies, self.settings.retry_window_secs);
     }
 
+    /// Over the per-identity limit: "too fast" once, then nothing until
+    /// the minute is over. `None` when the message may go on.
+    fn rate_limit(&self, msg: &Inbound, at: i64, lang: Lang) -> Option<Vec<Reply>> {
+        let per_minute = self.settings.messages_per_minute;
+        if per_minute == 0 || msg.input == Input::Unsubscribe {
+            return None;
+        }
+        let verdict = self
+            .limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(&msg.identity, at, per_minute);
+        match verdict {
+            limits::Verdict::Go => None,
+            limits::Verdict::Warn => {
+                self.stats.limited.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("over the message limit: told once");
+                Some(vec![Reply::text(self.phrases.t("too_fast", lang, &[]))])
+            }
+            limits::Verdict::Silent => {
+                self.stats.limited.fetch_add(1, Ordering::Relaxed);
+                Some(Vec::new())
+            }
+        }
+    }
+
     /// Said when the store fails: nothing was changed, the person may try
     /// again and continue where they were.
     fn unavailable(&self, lang: Lang, e: &StoreError) -> Vec<Reply> {
+        self.stats.unavailable.fetch_add(1, Ordering::Relaxed);
         tracing::error!(error = %e, "the store failed; the person was told to try again");
         vec![Reply::text(self.phrases.t("unavailable", lang, &[]))]
     }
@@ -288,7 +346,7 @@ impl Bot {
     fn carry_out(
         &self,
         msg: &Inbound,
-        before: Session,
+        before: Option<Session>,
         mut session: Session,
         now: OffsetDateTime,
         lang: Lang,
@@ -301,12 +359,21 @@ impl Bot {
             now,
             lang,
         };
+        let first_contact = before.is_none();
+        let before = before.unwrap_or_default();
         let decision = self.decide(&ctx, msg, &mut session)?;
+        let subscriber = match &msg.input {
+            Input::Subscribe { scene } => Some(SubscriberChange::Subscribe { scene: scene.clone() }),
+            Input::Start { payload } => Some(SubscriberChange::Subscribe { scene: payload.clone() }),
+            Input::Unsubscribe => Some(SubscriberChange::Unsubscribe),
+            _ if first_contact => Some(SubscriberChange::FirstContact),
+            _ => None,
+        };
         let dialog_changed = before.dialog != session.dialog;
         // The rest of a list, or a new language (for messages that carry
         // none, like a deep link): cheap state, written without an fsync.
         let lazy_changed = before.more != session.more || before.lang != session.lang;
-        if decision.finish.is_none() && !dialog_changed && !lazy_changed {
+        if decision.finish.is_none() && !dialog_changed && !lazy_changed && subscriber.is_none() {
             // A plain answer writes nothing.
             return Ok(Carried::Replies(decision.replies));
         }
@@ -322,10 +389,11 @@ impl Bot {
             session: Some(Some(session)),
             // A dialog step is durable before the reply; the rest of a list
             // is harmless to lose and is saved without an fsync of its own.
-            durable: effect.is_some() || dialog_changed,
+            durable: effect.is_some() || dialog_changed || subscriber.is_some(),
             effect,
             message_id: msg.message_id.clone(),
             forget_before: at - self.settings.retry_window_secs,
+            subscriber,
         };
         let first = decision.replies;
         let pending = self.store.commit_turn_later(write, move |outcome| {

@@ -349,3 +349,54 @@ fn a_seat_count_that_cannot_be_read_is_an_error_not_free_seats() {
     store.inject_faults(true, false);
     assert!(render::event(&ctx, ev).is_err());
 }
+
+#[tokio::test]
+async fn subscribers_are_recorded_and_fast_senders_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("s.redb"), &events(1));
+    let settings = Settings {
+        messages_per_minute: 3,
+        ..Settings::default()
+    };
+    let bot = Arc::new(
+        Bot::new(
+            store,
+            crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap(),
+            crate::app::load_dialogs(&crate::config::DialogsConfig::builtin()).unwrap(),
+            settings,
+            Arc::new(|| time::macros::datetime!(2026-11-28 12:00 +08:00)),
+        )
+        .unwrap(),
+    );
+    let wechat = |id: &str| Identity::new(Channel::Wechat, id).unwrap();
+    let follow = Inbound {
+        identity: wechat("o1"),
+        message_id: None,
+        input: Input::Subscribe {
+            scene: Some("signup:e1".into()),
+        },
+    };
+    let r = bot.handle(follow).await;
+    assert!(r[0].text.contains("沙龙第1场"), "a scene starts the sign-up: {r:?}");
+    bot.handle(Inbound::text(wechat("o2"), "hello")).await;
+    assert_eq!(
+        bot.store().subscribers(Some("wechat")).unwrap(),
+        ["wechat:o1", "wechat:o2"]
+    );
+    let gone = Inbound {
+        identity: wechat("o2"),
+        message_id: None,
+        input: Input::Unsubscribe,
+    };
+    assert!(bot.handle(gone).await.is_empty(), "nothing is sent on unsubscribe");
+    assert_eq!(bot.store().subscribers(None).unwrap(), ["wechat:o1"]);
+
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        answers.push(bot.handle(Inbound::text(wechat("o3"), "hello")).await);
+    }
+    assert!(answers[..3].iter().all(|r| r[0].text.starts_with("Hello")));
+    assert!(answers[3][0].text.contains("too fast"), "{:?}", answers[3]);
+    assert!(answers[4].is_empty() && answers[5].is_empty(), "then silence");
+    assert_eq!(bot.stats().limited.load(std::sync::atomic::Ordering::Relaxed), 3);
+}

@@ -28,7 +28,7 @@ mod turn;
 
 pub use records::*;
 pub use registrations::{CancelOutcome, NewRegistration, RegisterOutcome};
-pub use turn::{Effect, EffectOutcome, TurnDone, TurnWrite};
+pub use turn::{Effect, EffectOutcome, SubscriberChange, TurnDone, TurnWrite};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -70,7 +70,7 @@ const EVENT_WAITLIST: TableDefinition<(&str, u64), &str> = TableDefinition::new(
 /// (identity, code) → (): an identity's registrations
 const USER_REGISTRATIONS: TableDefinition<(&str, &str), ()> = TableDefinition::new("identity_code");
 /// identity → Subscriber
-const SUBSCRIBERS: TableDefinition<&str, &[u8]> = TableDefinition::new("identity_subscriber");
+pub(super) const SUBSCRIBERS: TableDefinition<&str, &[u8]> = TableDefinition::new("identity_subscriber");
 /// sequence → FormEntry (saved by dialogs' `save_form`)
 const FORMS: TableDefinition<u64, &[u8]> = TableDefinition::new("seq_form");
 /// sequence → OutboxMessage, waiting to be delivered
@@ -390,6 +390,38 @@ impl Store {
     }
 
     // ── sessions ───────────────────────────────────────────────────────
+
+    /// The subscription record of `identity`, if it ever had one.
+    pub fn subscriber(&self, identity: &str) -> Result<Option<Subscriber>> {
+        self.read(|r| {
+            let t = r.open_table(SUBSCRIBERS)?;
+            match t.get(identity)? {
+                Some(v) => Ok(Some(decode(v.value(), "subscriber")?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Current subscribers (identities), of one channel if given (the
+    /// channel's name, e.g. `wechat`), in identity order.
+    pub fn subscribers(&self, channel: Option<&str>) -> Result<Vec<String>> {
+        self.read(|r| {
+            let t = r.open_table(SUBSCRIBERS)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let id = k.value();
+                if channel.is_some_and(|c| id.split_once(':').is_none_or(|(ch, _)| ch != c)) {
+                    continue;
+                }
+                let sub: Subscriber = decode(v.value(), "subscriber")?;
+                if sub.subscribed {
+                    out.push(id.to_string());
+                }
+            }
+            Ok(out)
+        })
+    }
 
     /// The session of `identity`, if it has one.
     pub fn session(&self, identity: &str) -> Result<Option<Session>> {

@@ -136,3 +136,18 @@ pub struct EventCounts {
     /// The last sign-up sequence number given.
     pub last_seq: u64,
 }
+
+/// Someone who can be sent announcements: they started the bot (a first
+/// message, a deep link, a WeChat follow) and have not opted out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscriber {
+    /// False once they unfollowed or opted out (kept, with the date).
+    pub subscribed: bool,
+    /// The QR scene or deep-link payload they came through, if any.
+    #[serde(default)]
+    pub scene: Option<String>,
+    /// Unix seconds when they first subscribed.
+    pub since: i64,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+}

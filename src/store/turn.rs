@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::registrations::{
     CancelOutcome, NewRegistration, RegisterOutcome, cancel_in, register_in, save_form_in, write_session_bytes,
 };
-use super::{Pending, Result, Session, Store, decode, encode};
+use super::{Pending, Result, SUBSCRIBERS, Session, Store, Subscriber, decode, encode};
 use crate::knowledge::Text;
 use crate::message::Reply;
 
@@ -71,6 +71,19 @@ pub struct TurnWrite {
     pub message_id: Option<String>,
     /// Handled-message records older than this (unix seconds) may be pruned.
     pub forget_before: i64,
+    /// A change of the identity's subscription, saved with the rest.
+    pub subscriber: Option<SubscriberChange>,
+}
+
+/// What a message says about the identity's subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriberChange {
+    /// Followed (or started the bot), possibly through a QR scene or link.
+    Subscribe { scene: Option<String> },
+    /// A first message: a subscriber unless they opted out before.
+    FirstContact,
+    /// Unfollowed or opted out.
+    Unsubscribe,
 }
 
 /// The replies sent for one message, as stored.
@@ -141,6 +154,9 @@ where
         if let Some(bytes) = &session {
             write_session_bytes(tx, &turn.identity, bytes.as_deref())?;
         }
+        if let Some(change) = &turn.subscriber {
+            write_subscriber(tx, &turn.identity, change, turn.now)?;
+        }
         let replies = replies(outcome.as_ref());
         // Records are only added with a message id, so pruning there
         // too keeps the table bounded without touching it otherwise.
@@ -151,6 +167,37 @@ where
         Ok((outcome, replies))
     };
     (durable, job)
+}
+
+/// Applies a subscription change: the first subscription keeps its date
+/// and scene; an unsubscribe is kept (not deleted) so that a first contact
+/// later does not silently re-subscribe someone who opted out.
+fn write_subscriber(tx: &WriteTransaction, identity: &str, change: &SubscriberChange, now: i64) -> Result<()> {
+    let mut t = tx.open_table(SUBSCRIBERS)?;
+    let old: Option<Subscriber> = t.get(identity)?.map(|v| decode(v.value(), "subscriber")).transpose()?;
+    let new = match (change, old) {
+        (SubscriberChange::FirstContact, Some(_)) => return Ok(()),
+        (SubscriberChange::FirstContact, None) => Subscriber {
+            subscribed: true,
+            scene: None,
+            since: now,
+            updated_at: now,
+        },
+        (SubscriberChange::Subscribe { scene }, old) => Subscriber {
+            subscribed: true,
+            scene: scene.clone().or(old.as_ref().and_then(|o| o.scene.clone())),
+            since: old.as_ref().filter(|o| o.subscribed).map_or(now, |o| o.since),
+            updated_at: now,
+        },
+        (SubscriberChange::Unsubscribe, old) => Subscriber {
+            subscribed: false,
+            scene: old.as_ref().and_then(|o| o.scene.clone()),
+            since: old.as_ref().map_or(now, |o| o.since),
+            updated_at: now,
+        },
+    };
+    t.insert(identity, encode(&new).as_slice())?;
+    Ok(())
 }
 
 fn apply(tx: &WriteTransaction, turn: &TurnWrite, effect: &Effect) -> Result<EffectOutcome> {
@@ -235,7 +282,47 @@ mod tests {
             effect,
             message_id: Some(message_id.into()),
             forget_before: 0,
+            subscriber: None,
         }
+    }
+
+    #[test]
+    fn subscriptions_follow_subscribe_first_contact_and_unsubscribe() {
+        let (_dir, store) = store();
+        let with = |who: &str, change: SubscriberChange, now: i64| {
+            let t = TurnWrite {
+                subscriber: Some(change),
+                ..turn(who, &format!("s{now}"), now, None)
+            };
+            store.commit_turn(t, |_| Vec::new()).unwrap();
+        };
+        with(
+            "wechat:a",
+            SubscriberChange::Subscribe {
+                scene: Some("signup:e1".into()),
+            },
+            10,
+        );
+        with("wechat:a", SubscriberChange::FirstContact, 11);
+        with("web:b", SubscriberChange::FirstContact, 12);
+        with("wechat:c", SubscriberChange::Unsubscribe, 13);
+        with("wechat:c", SubscriberChange::FirstContact, 14);
+        assert_eq!(store.subscribers(None).unwrap(), ["web:b", "wechat:a"]);
+        assert_eq!(store.subscribers(Some("wechat")).unwrap(), ["wechat:a"]);
+        let a = store.subscriber("wechat:a").unwrap().unwrap();
+        assert_eq!((a.since, a.scene.as_deref()), (10, Some("signup:e1")));
+        with("wechat:a", SubscriberChange::Unsubscribe, 20);
+        assert_eq!(store.subscribers(Some("wechat")).unwrap(), Vec::<String>::new());
+        assert!(
+            !store.subscriber("wechat:c").unwrap().unwrap().subscribed,
+            "an opt-out stays"
+        );
+        with("wechat:a", SubscriberChange::Subscribe { scene: None }, 30);
+        let a = store.subscriber("wechat:a").unwrap().unwrap();
+        assert_eq!(
+            (a.subscribed, a.since, a.scene.as_deref()),
+            (true, 30, Some("signup:e1"))
+        );
     }
 
     fn register(user: &str) -> Effect {
