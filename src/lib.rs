@@ -26,6 +26,8 @@
 //! - [`dialog`]: the dialog engine: state machines declared in `dialogs/`.
 //! - [`bot`]: the platform-neutral core: one async entry point for every channel.
 //! - [`channels`]: thin adapters; today the terminal.
+//! - [`server`]: `parkbot serve`: the axum router, admin API, metrics, shutdown.
+//! - [`metrics`]: the counters behind `/metrics`.
 //! - [`app`]: wiring shared by the commands (open the store, seed, import, export).
 //! - [`logging`]: tracing set-up and masking of personal data.
 
@@ -39,7 +41,9 @@ pub mod dialog;
 pub mod knowledge;
 pub mod logging;
 pub mod message;
+pub mod metrics;
 pub mod phrasebook;
 pub mod search;
+pub mod server;
 pub mod store;
 pub mod template;

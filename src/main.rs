@@ -22,6 +22,7 @@ Answers questions about the park's enterprises, fields, events and services in
 Chinese and English, from knowledge kept in one redb store file.";
 
 const AFTER: &str = "Examples:
+  parkbot serve                         web chat at http://127.0.0.1:8080/ (and WeChat when configured)
   parkbot chat                          talk to the bot in the terminal
   parkbot ask 有哪些视频特效企业？      one question, one answer
   parkbot import data/park.toml         load knowledge (TOML or JSON)
@@ -51,6 +52,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the bot: the HTTP server (web chat at /, WeChat at /wechat, admin
+    /// API, /metrics, /healthz) with every enabled channel; Ctrl-C or
+    /// SIGTERM stops it cleanly
+    Serve {
+        /// Address to listen on [default: [server] listen, 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Talk to the bot in the terminal, one message a line
     Chat {
         /// Console user name; the identity is console:NAME
@@ -141,6 +150,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// `parkbot serve`: the server until Ctrl-C or SIGTERM, then the store is
+/// closed (after the requests in flight).
+fn serve(app: App, listen: Option<std::net::SocketAddr>) -> Result<()> {
+    let addr = match listen {
+        Some(a) => a,
+        None => app.config.server.listen.parse().context("[server] listen")?,
+    };
+    let mut bot = app.bot(clock()?)?;
+    bot.serving(&app.config);
+    let bot = Arc::new(bot);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let (router, statuses, shared) = parkbot::server::router(bot.clone(), app.config.clone());
+        println!("parkbot serving on http://{}/", listener.local_addr()?);
+        for s in &statuses {
+            println!("  {s}");
+        }
+        println!("  store: {}", app.store.path().display());
+        println!("Ctrl-C to stop.");
+        parkbot::server::run(listener, router, shared, parkbot::server::shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    // Tasks left past the drain are dropped with the runtime; the store
+    // closes (its writer flushes) when the last handle on it goes.
+    drop(rt);
+    drop(bot);
+    let path = app.store.path().to_path_buf();
+    drop(app);
+    println!("stopped; {} is closed.", path.display());
+    Ok(())
+}
+
 /// The configuration file: --config, else ./config/default.toml, else built in.
 fn load_config(flag: Option<&Path>) -> Result<Config> {
     let env = std::env::vars();
@@ -185,6 +229,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             eprintln!("{} problem(s) found", problems.len());
             Ok(ExitCode::FAILURE)
+        }
+        Command::Serve { listen } => {
+            let app = App::open(config, db)?;
+            serve(app, listen)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Ask { user, text } => {
             let app = App::open(config, db)?;

@@ -118,6 +118,9 @@ pub enum Input {
     Choice(String),
     /// Pressed a menu entry with this key.
     Click(String),
+    /// Something the bot cannot read (an image, a location, a voice
+    /// message without recognised text…): the kind, as the platform names it.
+    Unsupported(String),
 }
 
 /// A message from a person, as every channel hands it over.

@@ -70,6 +70,7 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("choice_stale", &[]),
     ("choices_more", &["rest"]),
     ("too_fast", &[]),
+    ("unsupported_message", &[]),
 ];
 
 const INTENTS: &[&str] = &[

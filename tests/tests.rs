@@ -12,3 +12,4 @@ mod faults;
 mod knowledge;
 mod qa;
 mod store;
+mod wechat;

@@ -172,6 +172,18 @@ impl Bot {
         &self.store
     }
 
+    /// Tests: makes every message of `who` take `pause` longer.
+    #[cfg(test)]
+    pub(crate) fn slow_down(&self, who: Identity, pause: std::time::Duration) {
+        *self.slow.lock().unwrap() = Some((who, pause));
+    }
+
+    /// Switches on what only a server needs: the per-identity message
+    /// limit (`[server] messages_per_minute`).
+    pub fn serving(&mut self, config: &crate::config::Config) {
+        self.settings.messages_per_minute = config.server.messages_per_minute;
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

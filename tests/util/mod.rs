@@ -2,6 +2,8 @@
 //! temporary directory, with a clean environment and its own redb file.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 use parkbot::bot::{Bot, Identity, Inbound};
 
 mod synthetic;
+mod wechat;
 
 /// A folder under the system's temporary folder, removed when dropped.
 struct TempDir(PathBuf);
@@ -77,6 +78,32 @@ enum Command {
     },
     /// Write the synthetic 10,000-entry knowledge file (TOML) to stdout
     Knowledge,
+    /// Benchmark `parkbot serve`'s WeChat endpoint against a bare axum
+    /// handler (the ceiling), in one run: throughput, p50/p99, p99 at a
+    /// fixed rate (open loop), RSS idle and loaded, and safe mode
+    Wechat {
+        /// The parkbot binary to serve
+        #[arg(long, default_value = "target/release/parkbot")]
+        parkbot: PathBuf,
+        /// Concurrent clients in the closed-loop runs
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds per measured run
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Distinct senders (openids)
+        #[arg(long, default_value_t = 100_000)]
+        senders: u64,
+        /// Messages per second of the open-loop run
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+    },
+    /// The bare axum handler used as the ceiling (started by `wechat`)
+    #[command(hide = true)]
+    Ceiling {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
 }
 
 const EVENT: &str = r#"
@@ -92,6 +119,14 @@ const STEPS: &[&str] = &["报名", "1", "压测用户", "压测公司", "1381234
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Answers { count } => answers(count),
+        Command::Wechat {
+            parkbot,
+            concurrency,
+            seconds,
+            senders,
+            rate,
+        } => runtime()?.block_on(wechat::bench(parkbot, concurrency, seconds, senders, rate)),
+        Command::Ceiling { listen } => runtime()?.block_on(wechat::ceiling(listen)),
         Command::Knowledge => {
             print!("{}", synthetic::knowledge_10k());
             Ok(())

@@ -1,0 +1,299 @@
+//! The HTTP server of `parkbot serve`: one axum router with every enabled
+//! channel (`/` and `/api/chat` for the web page, `/wechat`), the admin API
+//! (`/admin/*`), `/metrics` and `/healthz`. It knows the channels only by
+//! their routers, nothing of their protocols.
+//!
+//! [`run`] takes its listener and a shutdown future, so tests pass port 0
+//! and a oneshot: on shutdown it stops accepting, finishes the requests in
+//! flight, waits (bounded) for background sends, and returns; the caller
+//! then drops the bot, which closes the store last.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::bot::Bot;
+use crate::channels;
+use crate::config::Config;
+use crate::message::Channel;
+use crate::metrics::Metrics;
+
+/// The largest request body any endpoint takes (WeChat pushes are a few
+/// KiB; a web message is at most `max_message_chars`).
+pub const MAX_BODY: usize = 64 * 1024;
+/// A request that takes longer is answered 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long shutdown waits for background sends (late WeChat replies).
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Background work that shutdown waits for (bounded): late replies.
+#[derive(Clone, Default)]
+pub struct Tasks {
+    running: Arc<AtomicUsize>,
+    idle: Arc<Notify>,
+}
+
+impl Tasks {
+    /// Runs `fut` in the background, counted until it ends.
+    pub fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let (running, idle) = (self.running.clone(), self.idle.clone());
+        tokio::spawn(async move {
+            fut.await;
+            if running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                idle.notify_waiters();
+            }
+        });
+    }
+
+    /// Waits until nothing runs, at most `limit`; returns what still runs.
+    pub async fn drain(&self, limit: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            let n = self.running.load(Ordering::SeqCst);
+            if n == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.running.load(Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// What the server's handlers share.
+pub struct Shared {
+    pub bot: Arc<Bot>,
+    pub config: Config,
+    pub metrics: Arc<Metrics>,
+    pub tasks: Tasks,
+    /// WeChat access tokens fetched so far (0 when WeChat is off).
+    pub token_refreshes: Box<dyn Fn() -> u64 + Send + Sync>,
+}
+
+/// Whether a channel is on, and why not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelStatus {
+    pub name: &'static str,
+    pub on: bool,
+    pub detail: String,
+}
+
+impl std::fmt::Display for ChannelStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.on { "on" } else { "off" };
+        if self.detail.is_empty() {
+            write!(f, "{}: {state}", self.name)
+        } else {
+            write!(f, "{}: {state} — {}", self.name, self.detail)
+        }
+    }
+}
+
+/// The router with every enabled channel, and each channel's status.
+pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc<Shared>) {
+    let metrics = Arc::new(Metrics::default());
+    let tasks = Tasks::default();
+    let mut statuses = Vec::new();
+    let mut app = Router::new();
+
+    // The web page: always on (it needs no platform account).
+    let web = channels::web::router(bot.clone()).layer(middleware::from_fn_with_state(
+        metrics.clone(),
+        count_web_messages,
+    ));
+    app = app.merge(web);
+    statuses.push(ChannelStatus {
+        name: "web",
+        on: true,
+        detail: "the chat page at /".into(),
+    });
+
+    let mut token_refreshes: Box<dyn Fn() -> u64 + Send + Sync> = Box::new(|| 0);
+    match channels::wechat::Wechat::from_config(&config.wechat, bot.clone(), metrics.clone(), tasks.clone()) {
+        Ok(Some(wechat)) => {
+            let api = wechat.api();
+            token_refreshes = Box::new(move || api.as_ref().map_or(0, |a| a.token_refreshes()));
+            statuses.push(ChannelStatus {
+                name: "wechat",
+                on: true,
+                detail: wechat.describe(),
+            });
+            app = app.merge(wechat.router());
+        }
+        Ok(None) => statuses.push(ChannelStatus {
+            name: "wechat",
+            on: false,
+            detail: if config.wechat.token.is_empty() {
+                "no token ([wechat] token / PARKBOT_WECHAT__TOKEN)".into()
+            } else {
+                "not enabled ([wechat] enabled = false)".into()
+            },
+        }),
+        Err(why) => statuses.push(ChannelStatus {
+            name: "wechat",
+            on: false,
+            detail: why,
+        }),
+    }
+    statuses.push(ChannelStatus {
+        name: "telegram",
+        on: false,
+        detail: if config.telegram.enabled {
+            "not built into this version yet".into()
+        } else {
+            "not enabled ([telegram] enabled = false)".into()
+        },
+    });
+
+    let shared = Arc::new(Shared {
+        bot,
+        config,
+        metrics,
+        tasks,
+        token_refreshes,
+    });
+    let ops = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_text))
+        .route("/admin/registrations", get(admin_registrations))
+        .with_state(shared.clone());
+    let app = app
+        .merge(ops)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT));
+    (app, statuses, shared)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then finishes the
+/// requests in flight and waits (at most 10 s) for background sends.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shared: Arc<Shared>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let left = shared.tasks.drain(DRAIN).await;
+    if left > 0 {
+        tracing::warn!(left, "shutdown: background sends still running were abandoned");
+    }
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}
+
+/// Counts web chat messages and their latency (successful ones).
+async fn count_web_messages(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let chat = req.uri().path() == "/api/chat";
+    let start = Instant::now();
+    let response = next.run(req).await;
+    if chat && response.status().is_success() {
+        metrics.message(Channel::Web, start.elapsed());
+    }
+    response
+}
+
+async fn metrics_text(State(s): State<Arc<Shared>>) -> Response {
+    let body = s.metrics.render(s.bot.stats(), (s.token_refreshes)());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Whether the request carries the admin token. `None`: the admin API is
+/// off (no token configured).
+fn admin_allowed(s: &Shared, headers: &HeaderMap) -> Option<bool> {
+    let token = &s.config.staff.admin_token;
+    if token.is_empty() {
+        return None;
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    Some(given.as_bytes().ct_eq(token.as_bytes()).into())
+}
+
+#[derive(serde::Deserialize)]
+struct RegistrationsQuery {
+    event: Option<String>,
+}
+
+async fn admin_registrations(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<RegistrationsQuery>,
+) -> Response {
+    match admin_allowed(&s, &headers) {
+        None => return StatusCode::NOT_FOUND.into_response(),
+        Some(false) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a valid Authorization: Bearer <staff.admin_token> is required\n",
+            )
+                .into_response();
+        }
+        Some(true) => {}
+    }
+    let store = s.bot.store().clone();
+    let regs = tokio::task::spawn_blocking(move || store.registrations(q.event.as_deref())).await;
+    match regs {
+        Ok(Ok(regs)) => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            crate::app::export::registrations_csv(&regs),
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "admin: cannot read registrations");
+            (StatusCode::SERVICE_UNAVAILABLE, "the store is temporarily unavailable\n").into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
