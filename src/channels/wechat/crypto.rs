@@ -104,12 +104,6 @@ impl fmt::Debug for Cipher {
     }
 }
 
-/// A decrypted message with the random prefix it was sent with.
-struct Opened {
-    random: [u8; 16],
-    msg: String,
-}
-
 impl Cipher {
     /// The cipher for `encoding_aes_key` (43 characters, decoded leniently
     /// with a `=` appended) and the account's `app_id`.
@@ -136,10 +130,6 @@ impl Cipher {
     /// Decrypts the Base64 `Encrypt` text of a push into the message XML.
     /// Verify `msg_signature` before calling this.
     pub fn decrypt(&self, encrypt_b64: &str) -> Result<String, CryptoError> {
-        self.open(encrypt_b64).map(|o| o.msg)
-    }
-
-    fn open(&self, encrypt_b64: &str) -> Result<Opened, CryptoError> {
         let ciphertext = STANDARD
             .decode(encrypt_b64.trim())
             .map_err(|_| CryptoError::BadBase64)?;
@@ -160,12 +150,7 @@ impl Cipher {
         if &body[msg_end..] != self.app_id.as_bytes() {
             return Err(CryptoError::AppIdMismatch);
         }
-        let mut random = [0u8; 16];
-        random.copy_from_slice(&body[..16]);
-        Ok(Opened {
-            random,
-            msg: msg.to_owned(),
-        })
+        Ok(msg.to_owned())
     }
 
     /// Encrypts a reply XML with 16 fresh random bytes from the OS; the
@@ -282,12 +267,10 @@ mod tests {
     #[test]
     fn worked_example_decrypts_and_reencrypts_byte_for_byte() {
         let c = cipher();
-        let opened = c.open(ENCRYPT).unwrap();
-        assert_eq!(opened.msg, PLAIN);
-        assert_eq!(opened.msg.len(), 280);
+        let plain = c.decrypt(ENCRYPT).unwrap();
+        assert_eq!(plain, PLAIN);
+        assert_eq!(plain.len(), 280);
         // The sample's random prefix is 16 ASCII characters.
-        assert_eq!(&opened.random, b"89465c840c5f116f");
-        assert_eq!(c.decrypt(ENCRYPT).unwrap(), PLAIN);
         assert_eq!(c.encrypt_with(PLAIN, *b"89465c840c5f116f"), ENCRYPT);
     }
 
