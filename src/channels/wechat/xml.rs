@@ -261,10 +261,11 @@ fn read_fields(body: &str) -> Result<Fields, XmlError> {
     if body.len() > MAX_BODY {
         return Err(XmlError::TooLarge);
     }
-    if declares_dtd(body) {
+    // Stripped first, so that the scan and the parser see the same text.
+    let body = strip_controls(body);
+    if declares_dtd(&body) {
         return Err(XmlError::Dtd);
     }
-    let body = strip_controls(body);
     let mut reader = Reader::from_str(&body);
     let mut fields = Vec::new();
     // Depth 1: inside <xml>; 2: inside a field; deeper: ignored.
@@ -597,6 +598,9 @@ oyORnuP8q7ou2gfYjqLzSIWZf0rs</FromUserName><CreateTime><![CDATA[1409735668]]></C
         // A comment cannot hide a declaration after it.
         let hidden = format!("<!-- <![CDATA[ --><!DOCTYPE x><!-- ]]> -->{TEXT}");
         assert_eq!(parse(&hidden).unwrap_err(), XmlError::Dtd);
+        // Nor a control character splitting the end of a CDATA section.
+        let split = TEXT.replace("abcdteT]]>", "abc]\u{1}]><!DOCTYPE x [<!ENTITY e \"e\">]> ]]>");
+        assert_eq!(parse(&split).unwrap_err(), XmlError::Dtd);
     }
 
     #[test]
