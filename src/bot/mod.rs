@@ -437,6 +437,10 @@ impl Bot {
                     }
                 };
             }
+            Input::Unsupported(kind) => {
+                tracing::debug!(kind = %kind, "a message the bot cannot read");
+                return Ok(Decision::reply(ctx.t("unsupported_message", &[])));
+            }
             Input::Unsubscribe => {
                 return Ok(Decision {
                     replies: Vec::new(),

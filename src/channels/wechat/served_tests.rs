@@ -96,7 +96,7 @@ fn push(from: &str, text: &str, id: u64) -> String {
     )
 }
 
-async fn post(base: &str, body: String) -> reqwest::Response {
+async fn post_push(base: &str, body: String) -> reqwest::Response {
     let q = format!(
         "signature={}&timestamp=1&nonce=2",
         super::crypto::signature(TOKEN, "1", "2")
@@ -125,11 +125,11 @@ async fn past_the_budget_success_comes_at_once_and_the_answer_follows() {
     let s = serve(&api, "200", None).await;
     s.bot
         .slow_down(Identity::new(Channel::Wechat, "oSlow").unwrap(), Duration::from_millis(1500));
-    let r = post(&s.base, push("oSlow", "你好", 9001)).await;
+    let r = post_push(&s.base, push("oSlow", "你好", 9001)).await;
     assert_eq!(r.text().await.unwrap(), "success");
     assert!(sent.lock().unwrap().is_empty(), "success came before the answer was ready");
     // WeChat retries the same push: it gets success again, never a second answer.
-    let r = post(&s.base, push("oSlow", "你好", 9001)).await;
+    let r = post_push(&s.base, push("oSlow", "你好", 9001)).await;
     assert_eq!(r.text().await.unwrap(), "success");
     let got = wait_for(&sent, 1).await;
     assert_eq!(got.len(), 1, "{got:?}");
@@ -152,7 +152,7 @@ async fn a_long_answer_is_split_passive_first_then_the_api() {
         "[[faq]]\nid = \"long-guide\"\nquestions = [\"园区超长服务指南\"]\nanswer = \"{long}\"\n"
     );
     let s = serve(&api, "4000", Some(&faq)).await;
-    let r = post(&s.base, push("oLong", "园区超长服务指南", 1)).await;
+    let r = post_push(&s.base, push("oLong", "园区超长服务指南", 1)).await;
     let body = r.text().await.unwrap();
     let first = super::xml::text_reply("x", "y", 0, "");
     assert!(first.contains("<Content>"));
@@ -173,7 +173,7 @@ async fn shutdown_finishes_the_request_in_flight() {
     s.bot
         .slow_down(Identity::new(Channel::Wechat, "oBusy").unwrap(), Duration::from_millis(700));
     let base = s.base.clone();
-    let in_flight = tokio::spawn(async move { post(&base, push("oBusy", "你好", 5)).await });
+    let in_flight = tokio::spawn(async move { post_push(&base, push("oBusy", "你好", 5)).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = s.stop.send(());
     let r = in_flight.await.unwrap();
