@@ -4,3 +4,4 @@
 //! numbered lines or buttons). No adapter holds dialog or answer logic.
 
 pub mod console;
+pub mod web;
