@@ -5,6 +5,7 @@ mod util;
 #[path = "../src/bin/parkbot-load/synthetic.rs"]
 mod synthetic;
 
+mod browser;
 mod cli;
 mod concurrency;
 mod dialogs;
@@ -12,3 +13,4 @@ mod faults;
 mod knowledge;
 mod qa;
 mod store;
+mod web;
