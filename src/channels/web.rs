@@ -104,7 +104,7 @@ pub fn router_with(bot: Arc<Bot>, options: Options) -> Router {
 async fn page() -> Response {
     let nonce = match random_hex() {
         Ok(n) => n,
-        Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable"),
+        Err(_) => return Refused::Unavailable.into_response(),
     };
     let csp = format!(
         "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; \
@@ -153,14 +153,12 @@ async fn chat(State(web): State<Arc<Web>>, req: Request) -> Response {
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let session = match session {
-        Some(id) => match web.known(id).await {
-            Ok(id) => id,
-            Err(res) => return res,
-        },
-        None => match web.issue(peer).await {
-            Ok(id) => id,
-            Err(res) => return res,
-        },
+        Some(id) => web.known(id).await,
+        None => web.issue(peer).await,
+    };
+    let session = match session {
+        Ok(id) => id,
+        Err(refused) => return refused.into_response(),
     };
     let Some(identity) = Identity::new(Channel::Web, &session) else {
         return error(StatusCode::UNAUTHORIZED, "unknown session");
@@ -211,33 +209,33 @@ fn render(session: String, replies: &[Reply]) -> ChatResponse {
 
 impl Web {
     /// `id` if the server issued it; else 401, or 503 if the store fails.
-    async fn known(&self, id: String) -> Result<String, Response> {
+    async fn known(&self, id: String) -> Result<String, Refused> {
         if !is_session_id(&id) {
-            return Err(error(StatusCode::UNAUTHORIZED, "unknown session"));
+            return Err(Refused::UnknownSession);
         }
         let store = self.bot.store().clone();
         let lookup = id.clone();
         match tokio::task::spawn_blocking(move || store.web_session_known(&lookup)).await {
             Ok(Ok(true)) => Ok(id),
-            Ok(Ok(false)) => Err(error(StatusCode::UNAUTHORIZED, "unknown session")),
+            Ok(Ok(false)) => Err(Refused::UnknownSession),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "web: looking up a session failed");
-                Err(unavailable())
+                Err(Refused::Unavailable)
             }
             Err(e) => {
                 tracing::error!(error = %e, "web: looking up a session panicked");
-                Err(unavailable())
+                Err(Refused::Unavailable)
             }
         }
     }
 
     /// A new session id, recorded in the store, unless `peer` opened too
     /// many lately (429) or the store fails (503).
-    async fn issue(&self, peer: Option<IpAddr>) -> Result<String, Response> {
+    async fn issue(&self, peer: Option<IpAddr>) -> Result<String, Refused> {
         self.admit(peer)?;
         let id = random_hex().map_err(|e| {
             tracing::error!(error = %e, "web: the OS random source failed");
-            unavailable()
+            Refused::Unavailable
         })?;
         let store = self.bot.store().clone();
         let issued = id.clone();
@@ -246,17 +244,17 @@ impl Web {
             Ok(Ok(())) => Ok(id),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "web: recording a new session failed");
-                Err(unavailable())
+                Err(Refused::Unavailable)
             }
             Err(e) => {
                 tracing::error!(error = %e, "web: recording a new session panicked");
-                Err(unavailable())
+                Err(Refused::Unavailable)
             }
         }
     }
 
     /// Counts a new session against `peer`'s allowance.
-    fn admit(&self, peer: Option<IpAddr>) -> Result<(), Response> {
+    fn admit(&self, peer: Option<IpAddr>) -> Result<(), Refused> {
         let limit = self.options.new_sessions_per_address;
         if limit == 0 {
             return Ok(());
@@ -274,10 +272,34 @@ impl Web {
         if limiter.admit(address_key(peer), limit, self.options.window, Instant::now()) {
             Ok(())
         } else {
-            Err(error(
+            Err(Refused::TooManySessions)
+        }
+    }
+}
+
+/// Why a request does not reach the bot, as far as its session goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// An id this server did not issue (401).
+    UnknownSession,
+    /// Too many new sessions from the address lately (429).
+    TooManySessions,
+    /// The store or the random source failed (503; the cause is logged).
+    Unavailable,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::UnknownSession => error(StatusCode::UNAUTHORIZED, "unknown session"),
+            Refused::TooManySessions => error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many new sessions from this address; try again later",
-            ))
+            ),
+            Refused::Unavailable => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily unavailable, please try again",
+            ),
         }
     }
 }
@@ -354,13 +376,6 @@ fn unix_now() -> i64 {
 fn error(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ "error": message });
     secure((status, axum::Json(body)).into_response())
-}
-
-fn unavailable() -> Response {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily unavailable, please try again",
-    )
 }
 
 /// Headers every response of the channel carries.
@@ -451,5 +466,50 @@ mod tests {
         assert_eq!(v6("2001:db8::1"), v6("2001:db8::ffff:1"));
         assert_ne!(v6("2001:db8::1"), v6("2001:db8:0:1::1"));
         assert_eq!(v6("::ffff:10.0.0.1"), a);
+    }
+
+    /// A bot over an empty store, and the router served on loopback
+    /// without the peer address (plain `into_make_service`).
+    async fn serve(dir: &std::path::Path, options: Options) -> (Arc<Bot>, String) {
+        let store = Arc::new(crate::store::Store::open(&dir.join("w.redb")).unwrap());
+        let builtin = &crate::config::DialogsConfig::builtin();
+        let phrases = crate::app::load_phrasebook(builtin).unwrap();
+        let dialogs = crate::app::load_dialogs(builtin).unwrap();
+        let bot = Bot::new(store, phrases, dialogs, Default::default(), crate::bot::system_clock());
+        let bot = Arc::new(bot.unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/chat", listener.local_addr().unwrap());
+        let app = router_with(bot.clone(), options);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (bot, url)
+    }
+
+    async fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let res = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_store_is_503_and_no_address_means_no_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            new_sessions_per_address: 1,
+            ..Options::default()
+        };
+        let (bot, url) = serve(dir.path(), options).await;
+        let (status, first) = post(&url, serde_json::json!({"text": "hello"})).await;
+        assert_eq!(status, 200, "{first}");
+        let (status, _) = post(&url, serde_json::json!({"text": "hello"})).await;
+        assert_eq!(status, 200, "without the peer address the limit is skipped");
+
+        bot.store().inject_faults(true, false);
+        let known = serde_json::json!({"session": first["session"], "text": "hello"});
+        let (status, v) = post(&url, known).await;
+        assert_eq!(status, 503, "{v}");
+        assert!(v["error"].is_string());
+        bot.store().inject_faults(false, true);
+        let (status, v) = post(&url, serde_json::json!({"text": "hello"})).await;
+        assert_eq!(status, 503, "a session that cannot be recorded is not handed out: {v}");
+        assert!(v.get("session").is_none());
     }
 }
