@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -93,7 +93,6 @@ pub fn router_with(bot: Arc<Bot>, options: Options) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/chat", post(chat))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(web)
 }
 
