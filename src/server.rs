@@ -114,8 +114,10 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
     let mut app = Router::new();
 
     // The web page: always on (it needs no platform account).
-    let web: Router = Router::new(); // WEB-MERGE: channels::web::router(bot.clone())
-    let web = web.layer(middleware::from_fn_with_state(metrics.clone(), count_web_messages));
+    let web = channels::web::router(bot.clone()).layer(middleware::from_fn_with_state(
+        metrics.clone(),
+        count_web_messages,
+    ));
     app = app.merge(web);
     statuses.push(ChannelStatus {
         name: "web",

@@ -5,6 +5,7 @@ mod util;
 #[path = "../src/bin/parkbot-load/synthetic.rs"]
 mod synthetic;
 
+mod browser;
 mod cli;
 mod concurrency;
 mod dialogs;
@@ -13,3 +14,4 @@ mod knowledge;
 mod qa;
 mod store;
 mod wechat;
+mod web;

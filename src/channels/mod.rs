@@ -5,3 +5,4 @@
 
 pub mod console;
 pub mod wechat;
+pub mod web;

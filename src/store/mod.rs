@@ -25,6 +25,7 @@ mod panics;
 mod records;
 mod registrations;
 mod turn;
+mod web;
 
 pub use records::*;
 pub use registrations::{CancelOutcome, NewRegistration, RegisterOutcome};
@@ -643,6 +644,7 @@ fn prepare(path: &Path, db: &Database) -> Result<()> {
         w.open_table(OUTBOX)?;
         w.open_table(turn::HANDLED)?;
         w.open_table(turn::HANDLED_BY_TIME)?;
+        w.open_table(web::WEB_SESSIONS)?;
         let mut meta = w.open_table(META)?;
         if found.is_none() {
             meta.insert("schema_version", SCHEMA_VERSION)?;
