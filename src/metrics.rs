@@ -78,10 +78,16 @@ impl Metrics {
             let mut cumulative = 0;
             for (i, b) in BUCKETS.iter().enumerate() {
                 cumulative += c.buckets[i].load(Relaxed);
-                let _ = writeln!(out, "parkbot_reply_seconds_bucket{{channel=\"{ch}\",le=\"{b}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "parkbot_reply_seconds_bucket{{channel=\"{ch}\",le=\"{b}\"}} {cumulative}"
+                );
             }
             cumulative += c.buckets[BUCKETS.len()].load(Relaxed);
-            let _ = writeln!(out, "parkbot_reply_seconds_bucket{{channel=\"{ch}\",le=\"+Inf\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "parkbot_reply_seconds_bucket{{channel=\"{ch}\",le=\"+Inf\"}} {cumulative}"
+            );
             let sum = c.sum_us.load(Relaxed) as f64 / 1e6;
             let _ = writeln!(out, "parkbot_reply_seconds_sum{{channel=\"{ch}\"}} {sum}");
             let _ = writeln!(out, "parkbot_reply_seconds_count{{channel=\"{ch}\"}} {cumulative}");

@@ -114,10 +114,8 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
     let mut app = Router::new();
 
     // The web page: always on (it needs no platform account).
-    let web = channels::web::router(bot.clone()).layer(middleware::from_fn_with_state(
-        metrics.clone(),
-        count_web_messages,
-    ));
+    let web =
+        channels::web::router(bot.clone()).layer(middleware::from_fn_with_state(metrics.clone(), count_web_messages));
     app = app.merge(web);
     statuses.push(ChannelStatus {
         name: "web",
@@ -177,7 +175,10 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
     let app = app
         .merge(ops)
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT));
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
     (app, statuses, shared)
 }
 
@@ -292,7 +293,11 @@ async fn admin_registrations(
             .into_response(),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "admin: cannot read registrations");
-            (StatusCode::SERVICE_UNAVAILABLE, "the store is temporarily unavailable\n").into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is temporarily unavailable\n",
+            )
+                .into_response()
         }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }

@@ -13,5 +13,5 @@ mod faults;
 mod knowledge;
 mod qa;
 mod store;
-mod wechat;
 mod web;
+mod wechat;

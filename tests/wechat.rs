@@ -115,11 +115,24 @@ async fn plain_mode_answers_and_refuses_what_is_forged_or_broken() {
     let s = serve(wechat_env(&[])).await;
     let (status, body) = post_plain(&s, &text_xml("oPlain", "刘慈欣工作室在哪里？", 1)).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("<ToUserName><![CDATA[oPlain]]></ToUserName>"), "parties swapped: {body}");
+    assert!(
+        body.contains("<ToUserName><![CDATA[oPlain]]></ToUserName>"),
+        "parties swapped: {body}"
+    );
     assert!(content(&body).starts_with("刘慈欣工作室"), "{body}");
 
-    let bad_sig = format!("{}/wechat?{}", s.base, signed_query("1", "2").replace("timestamp=1", "timestamp=3"));
-    let r = s.client.post(bad_sig).body(text_xml("oForged", "hi", 2)).send().await.unwrap();
+    let bad_sig = format!(
+        "{}/wechat?{}",
+        s.base,
+        signed_query("1", "2").replace("timestamp=1", "timestamp=3")
+    );
+    let r = s
+        .client
+        .post(bad_sig)
+        .body(text_xml("oForged", "hi", 2))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     for (body, want) in [
         ("<xml><ToUserName>", 400),
@@ -137,7 +150,10 @@ async fn plain_mode_answers_and_refuses_what_is_forged_or_broken() {
     let r = s.client.post(url).body(vec![0xff, 0xfe, 0x3c]).send().await.unwrap();
     assert_eq!(r.status(), 400);
     for who in ["wechat:oForged", "wechat:oHuge"] {
-        assert!(s.store().session(who).unwrap().is_none(), "{who} never reached the core");
+        assert!(
+            s.store().session(who).unwrap().is_none(),
+            "{who} never reached the core"
+        );
     }
     s.stop().await;
 }
@@ -147,12 +163,7 @@ async fn a_sign_up_in_safe_mode_with_a_retry_is_applied_once() {
     let s = serve(wechat_env(&[])).await;
     let cipher = Cipher::new(AES_KEY, APP_ID).unwrap();
     let who = "oSafeUser0000000000000000001";
-    let steps = [
-        "我要报名Web3.0论坛",
-        "张三",
-        "星穹视效",
-        "13812345678",
-    ];
+    let steps = ["我要报名Web3.0论坛", "张三", "星穹视效", "13812345678"];
     for (i, step) in steps.iter().enumerate() {
         let r = post_safe(&s, &cipher, &text_xml(who, step, 100 + i as u64)).await;
         assert_ne!(r, "success", "step {i}");
@@ -174,8 +185,19 @@ async fn a_sign_up_in_safe_mode_with_a_retry_is_applied_once() {
     assert_eq!(csv.lines().count(), 2, "one registration: {csv}");
     assert!(csv.contains(&format!("wechat:{who}")), "{csv}");
 
-    let metrics = s.client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("parkbot_messages_total{channel=\"wechat\"} 6"), "{metrics}");
+    let metrics = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("parkbot_messages_total{channel=\"wechat\"} 6"),
+        "{metrics}"
+    );
     assert!(metrics.contains("parkbot_retries_recognised_total 1"), "{metrics}");
     s.stop().await;
 }
@@ -183,23 +205,41 @@ async fn a_sign_up_in_safe_mode_with_a_retry_is_applied_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_follow_scan_click_and_other_messages() {
     let s = serve(wechat_env(&[])).await;
-    let (_, r) = post_plain(&s, &event_xml("oFollow", "subscribe", Some("qrscene_signup:web3-forum"), 1)).await;
-    assert!(content(&r).contains("姓名"), "a follow through a sign-up code starts it: {r}");
+    let (_, r) = post_plain(
+        &s,
+        &event_xml("oFollow", "subscribe", Some("qrscene_signup:web3-forum"), 1),
+    )
+    .await;
+    assert!(
+        content(&r).contains("姓名"),
+        "a follow through a sign-up code starts it: {r}"
+    );
     assert_eq!(
-        s.store().subscriber("wechat:oFollow").unwrap().unwrap().scene.as_deref(),
+        s.store()
+            .subscriber("wechat:oFollow")
+            .unwrap()
+            .unwrap()
+            .scene
+            .as_deref(),
         Some("signup:web3-forum")
     );
     let (_, r) = post_plain(&s, &event_xml("oScan", "SCAN", Some("signup:web3-forum"), 2)).await;
     assert!(content(&r).contains("姓名"), "{r}");
     let (_, r) = post_plain(&s, &event_xml("oClick", "CLICK", Some("EVENTS"), 3)).await;
-    assert!(content(&r).contains("Web3.0"), "the menu key stands for its message: {r}");
+    assert!(
+        content(&r).contains("Web3.0"),
+        "the menu key stands for its message: {r}"
+    );
     let (status, r) = post_plain(&s, &event_xml("oFollow", "unsubscribe", None, 4)).await;
     assert_eq!((status, r.as_str()), (200, "success"));
     assert!(!s.store().subscriber("wechat:oFollow").unwrap().unwrap().subscribed);
     let image = "<xml><ToUserName>gh_1</ToUserName><FromUserName>oImg</FromUserName><CreateTime>5</CreateTime>\
                  <MsgType>image</MsgType><PicUrl>http://x</PicUrl><MediaId>m</MediaId><MsgId>77</MsgId></xml>";
     let (_, r) = post_plain(&s, image).await;
-    assert!(content(&r).contains("文字"), "a polite reply about what the bot reads: {r}");
+    assert!(
+        content(&r).contains("文字"),
+        "a polite reply about what the bot reads: {r}"
+    );
     s.stop().await;
 }
 

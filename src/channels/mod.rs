@@ -4,5 +4,5 @@
 //! numbered lines or buttons). No adapter holds dialog or answer logic.
 
 pub mod console;
-pub mod wechat;
 pub mod web;
+pub mod wechat;

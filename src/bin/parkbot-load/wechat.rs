@@ -112,7 +112,11 @@ struct SigQuery {
 /// The ceiling: a bare axum handler that checks the same signature and
 /// answers a fixed passive reply.
 pub async fn ceiling(listen: std::net::SocketAddr) -> Result<()> {
-    async fn handle(State(token): State<Arc<String>>, Query(q): Query<SigQuery>, _body: axum::body::Bytes) -> axum::response::Response {
+    async fn handle(
+        State(token): State<Arc<String>>,
+        Query(q): Query<SigQuery>,
+        _body: axum::body::Bytes,
+    ) -> axum::response::Response {
         use axum::response::IntoResponse;
         if !crypto::verify(&crypto::signature(&token, &q.timestamp, &q.nonce), &q.signature) {
             return (axum::http::StatusCode::FORBIDDEN, "bad signature").into_response();
@@ -158,7 +162,9 @@ fn push(base: &str, n: u64, senders: u64, cipher: Option<&Cipher>) -> (String, S
                 format!(
                     "{base}/wechat?signature={sig}&timestamp={timestamp}&nonce={nonce}&encrypt_type=aes&msg_signature={msig}"
                 ),
-                format!("<xml><ToUserName><![CDATA[gh_load]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"),
+                format!(
+                    "<xml><ToUserName><![CDATA[gh_load]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+                ),
             )
         }
     }
@@ -191,12 +197,22 @@ pub async fn closed(base: &str, concurrency: usize, seconds: f64, first: u64, se
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let next = Arc::new(AtomicU64::new(first));
     let errors = Arc::new(AtomicU64::new(0));
-    let cipher = if safe { Some(Arc::new(Cipher::new(AES_KEY, APP_ID)?)) } else { None };
+    let cipher = if safe {
+        Some(Arc::new(Cipher::new(AES_KEY, APP_ID)?))
+    } else {
+        None
+    };
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, next, errors, base, cipher) = (client.clone(), next.clone(), errors.clone(), base.to_string(), cipher.clone());
+        let (client, next, errors, base, cipher) = (
+            client.clone(),
+            next.clone(),
+            errors.clone(),
+            base.to_string(),
+            cipher.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while Instant::now() < deadline {

@@ -113,7 +113,10 @@ impl Wechat {
             "POST /wechat, plain mode only (no encoding_aes_key)"
         };
         let late = if s.api.is_some() {
-            format!("answers past {} ms go through the customer-service API", s.budget.as_millis())
+            format!(
+                "answers past {} ms go through the customer-service API",
+                s.budget.as_millis()
+            )
         } else {
             "no app_id/app_secret: answers past the budget and long answers' rest cannot be sent".into()
         };
@@ -182,7 +185,11 @@ async fn receive(State(s): State<Arc<WechatState>>, Query(p): Query<Params>, bod
     let plain_xml;
     let xml_text = if safe {
         let Some(cipher) = &s.cipher else {
-            return refuse(&s, StatusCode::BAD_REQUEST, "safe mode needs [wechat] encoding_aes_key\n");
+            return refuse(
+                &s,
+                StatusCode::BAD_REQUEST,
+                "safe mode needs [wechat] encoding_aes_key\n",
+            );
         };
         let Ok(envelope) = xml::parse_envelope(body) else {
             return refuse(&s, StatusCode::BAD_REQUEST, "broken XML envelope\n");
@@ -238,7 +245,10 @@ async fn receive(State(s): State<Arc<WechatState>>, Query(p): Query<Params>, bod
             s.metrics
                 .wechat_deadline_fallbacks
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(budget_ms = s.budget.as_millis() as u64, "wechat: past the reply budget, answering later");
+            tracing::warn!(
+                budget_ms = s.budget.as_millis() as u64,
+                "wechat: past the reply budget, answering later"
+            );
             let (state, openid) = (s.clone(), push.from.clone());
             s.tasks.spawn(async move {
                 if let Ok(replies) = work.await {

@@ -123,11 +123,16 @@ async fn wait_for(sent: &Arc<Mutex<Vec<serde_json::Value>>>, n: usize) -> Vec<se
 async fn past_the_budget_success_comes_at_once_and_the_answer_follows() {
     let (api, sent) = mock_api().await;
     let s = serve(&api, "200", None).await;
-    s.bot
-        .slow_down(Identity::new(Channel::Wechat, "oSlow").unwrap(), Duration::from_millis(1500));
+    s.bot.slow_down(
+        Identity::new(Channel::Wechat, "oSlow").unwrap(),
+        Duration::from_millis(1500),
+    );
     let r = post_push(&s.base, push("oSlow", "你好", 9001)).await;
     assert_eq!(r.text().await.unwrap(), "success");
-    assert!(sent.lock().unwrap().is_empty(), "success came before the answer was ready");
+    assert!(
+        sent.lock().unwrap().is_empty(),
+        "success came before the answer was ready"
+    );
     // WeChat retries the same push: it gets success again, never a second answer.
     let r = post_push(&s.base, push("oSlow", "你好", 9001)).await;
     assert_eq!(r.text().await.unwrap(), "success");
@@ -148,19 +153,23 @@ async fn a_long_answer_is_split_passive_first_then_the_api() {
         .map(|i| format!("第{i}条：首钢园区服务说明，内容较长，用于测试分段发送。"))
         .collect::<Vec<_>>()
         .join("\\n");
-    let faq = format!(
-        "[[faq]]\nid = \"long-guide\"\nquestions = [\"园区超长服务指南\"]\nanswer = \"{long}\"\n"
-    );
+    let faq = format!("[[faq]]\nid = \"long-guide\"\nquestions = [\"园区超长服务指南\"]\nanswer = \"{long}\"\n");
     let s = serve(&api, "4000", Some(&faq)).await;
     let r = post_push(&s.base, push("oLong", "园区超长服务指南", 1)).await;
     let body = r.text().await.unwrap();
     let first = super::xml::text_reply("x", "y", 0, "");
     assert!(first.contains("<Content>"));
     assert!(body.contains("第1条"), "{body}");
-    assert!(body.len() < super::TEXT_LIMIT + 400, "the passive part is within the limit");
+    assert!(
+        body.len() < super::TEXT_LIMIT + 400,
+        "the passive part is within the limit"
+    );
     let got = wait_for(&sent, 1).await;
     assert!(!got.is_empty(), "the rest went through the API");
-    let rest: String = got.iter().map(|v| v["text"]["content"].as_str().unwrap().to_string()).collect();
+    let rest: String = got
+        .iter()
+        .map(|v| v["text"]["content"].as_str().unwrap().to_string())
+        .collect();
     assert!(rest.contains("第40条"), "{rest}");
     let _ = s.stop.send(());
     s.task.await.unwrap().unwrap();
@@ -170,8 +179,10 @@ async fn a_long_answer_is_split_passive_first_then_the_api() {
 async fn shutdown_finishes_the_request_in_flight() {
     let (api, _sent) = mock_api().await;
     let s = serve(&api, "4000", None).await;
-    s.bot
-        .slow_down(Identity::new(Channel::Wechat, "oBusy").unwrap(), Duration::from_millis(700));
+    s.bot.slow_down(
+        Identity::new(Channel::Wechat, "oBusy").unwrap(),
+        Duration::from_millis(700),
+    );
     let base = s.base.clone();
     let in_flight = tokio::spawn(async move { post_push(&base, push("oBusy", "你好", 5)).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
