@@ -395,15 +395,26 @@ impl Bot {
             Some(f) => (Some(f.effect), Some(f.wording)),
             None => (None, None),
         };
+        let has_effect = effect.is_some();
         let write = TurnWrite {
             identity: msg.identity.as_str().to_string(),
             now: at,
             session: Some(Some(session)),
             // A dialog step is durable before the reply; the rest of a list
             // is harmless to lose and is saved without an fsync of its own.
-            durable: effect.is_some() || dialog_changed || subscriber.is_some(),
+            // A subscription change is durable when asked for (follow,
+            // unfollow); a first contact rides along with the next durable
+            // commit (at most a second later).
+            durable: has_effect
+                || dialog_changed
+                || subscriber
+                    .as_ref()
+                    .is_some_and(|c| *c != SubscriberChange::FirstContact),
             effect,
-            message_id: msg.message_id.clone(),
+            // Kept in the store only where applying the message twice would
+            // be wrong (a dialog step, an effect); a retry of anything else
+            // is recognised in memory, and answering it again is harmless.
+            message_id: msg.message_id.clone().filter(|_| has_effect || dialog_changed),
             forget_before: at - self.settings.retry_window_secs,
             subscriber,
         };

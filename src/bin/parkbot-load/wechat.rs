@@ -194,6 +194,29 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 /// Closed loop: `concurrency` clients, each sending as soon as answered,
 /// for `seconds`; MsgIds start at `first`.
 pub async fn closed(base: &str, concurrency: usize, seconds: f64, first: u64, senders: u64, safe: bool) -> Result<Run> {
+    closed_until(base, concurrency, Limit::Seconds(seconds), first, senders, safe).await
+}
+
+/// How long a closed-loop run goes on.
+#[derive(Clone, Copy)]
+pub enum Limit {
+    Seconds(f64),
+    /// Exactly this many requests (MsgIds `first..first + n`).
+    Requests(u64),
+}
+
+pub async fn closed_until(
+    base: &str,
+    concurrency: usize,
+    limit: Limit,
+    first: u64,
+    senders: u64,
+    safe: bool,
+) -> Result<Run> {
+    let (seconds, last) = match limit {
+        Limit::Seconds(s) => (s, u64::MAX),
+        Limit::Requests(n) => (f64::MAX / 4.0, first + n),
+    };
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
     let next = Arc::new(AtomicU64::new(first));
     let errors = Arc::new(AtomicU64::new(0));
@@ -202,7 +225,7 @@ pub async fn closed(base: &str, concurrency: usize, seconds: f64, first: u64, se
     } else {
         None
     };
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds.min(86_400.0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -217,6 +240,9 @@ pub async fn closed(base: &str, concurrency: usize, seconds: f64, first: u64, se
             let mut lat = Vec::new();
             while Instant::now() < deadline {
                 let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= last {
+                    break;
+                }
                 let (url, body) = push(&base, n, senders, cipher.as_deref());
                 let t = Instant::now();
                 match client.post(url).body(body).send().await {
@@ -289,6 +315,9 @@ pub async fn open(base: &str, rate: f64, seconds: f64, first: u64, senders: u64)
 
 /// The whole benchmark, printed as a table.
 pub async fn bench(parkbot: PathBuf, concurrency: usize, seconds: f64, senders: u64, rate: f64) -> Result<()> {
+    let parkbot = parkbot
+        .canonicalize()
+        .with_context(|| format!("{}: build it first (cargo build --release)", parkbot.display()))?;
     let client = reqwest::Client::new();
     let dir = std::env::temp_dir().join(format!("parkbot-load-wechat-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -300,8 +329,17 @@ pub async fn bench(parkbot: PathBuf, concurrency: usize, seconds: f64, senders: 
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle = server.rss_mb();
         println!("parkbot serve idle RSS: {idle:.1} MB");
-        // Warm-up, then the measured run.
-        closed(&base, concurrency, 1.0, 1_000_000_000, senders, false).await?;
+        // Every sender's first message: a new subscriber and session each.
+        let cold = closed_until(
+            &base,
+            concurrency,
+            Limit::Requests(senders),
+            3_000_000_000,
+            senders,
+            false,
+        )
+        .await?;
+        // Then the measured run: returning senders, new MsgIds.
         let ours = closed(&base, concurrency, seconds, 0, senders, false).await?;
         let loaded = server.rss_mb();
         let fixed = open(&base, rate, seconds.max(5.0), 2_000_000_000, senders).await?;
@@ -327,6 +365,7 @@ pub async fn bench(parkbot: PathBuf, concurrency: usize, seconds: f64, senders: 
 
         println!("run                         requests  errors  req/s     p50_ms  p99_ms");
         for (name, r) in [
+            ("first contact (all senders)", &cold),
             ("parkbot /wechat plain", &ours),
             ("bare axum ceiling", &bare),
             ("parkbot /wechat safe (AES)", &safe),
