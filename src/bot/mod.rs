@@ -108,6 +108,9 @@ pub struct Bot {
     retries: Mutex<retries::Retries>,
     limiter: Mutex<limits::Limiter>,
     stats: Stats,
+    /// Unix seconds when this bot started: ids handled before are only
+    /// in the store.
+    started: i64,
     /// Tests: an identity whose handling is slow.
     #[cfg(test)]
     slow: Mutex<Option<(Identity, std::time::Duration)>>,
@@ -152,6 +155,7 @@ impl Bot {
     ) -> Result<Bot, BotError> {
         let brain = Brain::new(store.knowledge()?);
         let retries = retries::Retries::new(settings.retry_capacity);
+        let started = clock().unix_timestamp();
         Ok(Bot {
             store,
             brain: RwLock::new(Arc::new(brain)),
@@ -163,6 +167,7 @@ impl Bot {
             retries: Mutex::new(retries),
             limiter: Mutex::new(limits::Limiter::default()),
             stats: Stats::default(),
+            started,
             #[cfg(test)]
             slow: Mutex::new(None),
         })
@@ -273,7 +278,12 @@ impl Bot {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
                 return Processed::Done(replies);
             }
-            match self.store.handled(msg.identity.as_str(), id, at - window) {
+            let stored = if self.store_may_know(at - window) {
+                self.store.handled(msg.identity.as_str(), id, at - window)
+            } else {
+                Ok(None)
+            };
+            match stored {
                 Ok(Some(replies)) => {
                     tracing::info!(message_id = %id, "retry recognised (from the store)");
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -307,6 +317,19 @@ impl Bot {
             Ok(Carried::Committing(pending)) => Processed::Committing { pending, lang },
             Err(e) => Processed::Done(self.unavailable(lang, &e)),
         }
+    }
+
+    /// Whether a message id unknown in memory may still be in the store:
+    /// when the retry window reaches back before this bot started, or ids
+    /// young enough were dropped from memory for room. Otherwise memory
+    /// knows every id of the window and the store needs no read.
+    fn store_may_know(&self, since: i64) -> bool {
+        since <= self.started
+            || !self
+                .retries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .complete_since(since)
     }
 
     fn remembered(&self, identity: &Identity, message_id: &str, at: i64) -> Option<Vec<Reply>> {

@@ -65,6 +65,11 @@ struct Doc {
     names: Vec<String>,
     /// Tags and aliases, matched whole for confidence.
     tags: Vec<Phrase>,
+    /// Each tag's terms (unstemmed), for one-word synonym matches.
+    tag_terms: Vec<Vec<String>>,
+    /// Whether each tag holds an informative term (set once the index is
+    /// complete).
+    tag_informative: Vec<bool>,
 }
 
 /// A phrase to look for in questions (a field alias, an intent word).
@@ -74,17 +79,34 @@ pub struct Phrase {
     norm: String,
     /// Stemmed words, for the others.
     words: Vec<String>,
+    /// Whether it holds a Chinese character (matched as text, not words).
+    han: bool,
+    /// Its length in characters.
+    chars: usize,
+    /// Letters, digits and `/` only, for whole-question matches.
+    bare: String,
+}
+
+/// Letters, digits and `/` of `s`: what a whole-question match compares.
+fn bare(s: &str) -> String {
+    s.chars().filter(|c| c.is_alphanumeric() || *c == '/').collect()
 }
 
 impl Phrase {
     pub fn new(s: &str) -> Phrase {
         let norm = normalize(s.trim());
         let words = terms(&norm, true).into_iter().map(|t| t.text).collect();
-        Phrase { norm, words }
+        Phrase {
+            han: norm.chars().any(crate::knowledge::is_han),
+            chars: norm.chars().count(),
+            bare: bare(&norm),
+            norm,
+            words,
+        }
     }
 
     fn has_han(&self) -> bool {
-        self.norm.chars().any(crate::knowledge::is_han)
+        self.han
     }
 
     /// Char spans where the phrase stands in `q`.
@@ -96,7 +118,7 @@ impl Phrase {
         if self.has_han() || self.words.is_empty() {
             for (byte, _) in q.norm.match_indices(&self.norm) {
                 let start = q.norm[..byte].chars().count();
-                spans.push((start, start + self.norm.chars().count()));
+                spans.push((start, start + self.chars));
             }
         } else {
             let n = self.words.len();
@@ -126,11 +148,7 @@ impl PhraseSet {
     /// Whether the whole question is one of the phrases (give or take
     /// punctuation and spaces).
     pub fn is_whole(&self, q: &Query) -> bool {
-        let bare: String = q.norm.chars().filter(|c| c.is_alphanumeric() || *c == '/').collect();
-        self.0.iter().any(|p| {
-            let pb: String = p.norm.chars().filter(|c| c.is_alphanumeric() || *c == '/').collect();
-            !pb.is_empty() && pb == bare
-        })
+        self.0.iter().any(|p| !p.bare.is_empty() && p.bare == q.bare)
     }
 }
 
@@ -138,6 +156,8 @@ impl PhraseSet {
 #[derive(Debug, Clone)]
 pub struct Query {
     pub norm: String,
+    /// Letters, digits and `/` of `norm` (for whole-question phrases).
+    pub bare: String,
     /// Content terms (stop words removed).
     pub terms: Vec<Term>,
     /// Every term, stop words included (for phrases).
@@ -168,6 +188,7 @@ impl Query {
         let mut q = Query {
             terms: terms(&norm, false),
             all_terms: terms(&norm, true),
+            bare: bare(&norm),
             norm,
         };
         q.add_synonyms();
@@ -206,6 +227,7 @@ impl Query {
         let inside = |t: &Term| spans.iter().any(|&(a, b)| a <= t.span.0 && t.span.1 <= b);
         Query {
             norm: self.norm.clone(),
+            bare: self.bare.clone(),
             terms: self.terms.iter().filter(|t| !inside(t)).cloned().collect(),
             all_terms: self.all_terms.clone(),
         }
@@ -331,6 +353,22 @@ impl Index {
             list.sort();
             list.dedup();
         }
+        let informative: Vec<Vec<bool>> = index
+            .docs
+            .iter()
+            .map(|d| {
+                d.tag_terms
+                    .iter()
+                    .map(|ts| {
+                        ts.iter()
+                            .any(|t| index.postings.get(t).is_some_and(|p| index.informative(p.len())))
+                    })
+                    .collect()
+            })
+            .collect();
+        for (d, inf) in index.docs.iter_mut().zip(informative) {
+            d.tag_informative = inf;
+        }
         index
     }
 
@@ -358,6 +396,12 @@ impl Index {
                 .map(normalize)
                 .filter(|n| n.chars().count() >= 2)
                 .collect(),
+            tag_terms: b
+                .tags
+                .iter()
+                .map(|t| terms(&t.norm, false).into_iter().map(|t| t.text).collect())
+                .collect(),
+            tag_informative: Vec::new(),
             tags: b.tags,
         });
     }
@@ -517,16 +561,10 @@ impl Index {
     /// Whether one of the doc's tags stands whole in the question and says
     /// something (holds an informative term).
     fn tag_in(&self, d: &Doc, q: &Query) -> bool {
-        let synonyms: Vec<&str> = q.terms.iter().filter(|t| t.synonym).map(|t| t.text.as_str()).collect();
-        d.tags.iter().any(|tag| {
-            let one_word = || {
-                let t = terms(&tag.norm, false);
-                t.len() == 1 && synonyms.contains(&t[0].text.as_str())
-            };
-            (!tag.find(q).is_empty() || one_word())
-                && terms(&tag.norm, false)
-                    .iter()
-                    .any(|t| self.postings.get(&t.text).is_some_and(|p| self.informative(p.len())))
+        let synonym = |w: &str| q.terms.iter().any(|t| t.synonym && t.text == w);
+        d.tags.iter().enumerate().any(|(i, tag)| {
+            let words = &d.tag_terms[i];
+            d.tag_informative[i] && ((words.len() == 1 && synonym(&words[0])) || !tag.find(q).is_empty())
         })
     }
 
