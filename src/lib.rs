@@ -25,7 +25,7 @@
 //! - [`store`]: the redb file: knowledge, sessions, registrations, forms, outbox.
 //! - [`dialog`]: the dialog engine: state machines declared in `dialogs/`.
 //! - [`bot`]: the platform-neutral core: one async entry point for every channel.
-//! - [`channels`]: thin adapters; today the terminal.
+//! - [`channels`]: thin adapters: the terminal, the web page (`/api/chat`), WeChat (`/wechat`).
 //! - [`server`]: `parkbot serve`: the axum router, admin API, metrics, shutdown.
 //! - [`metrics`]: the counters behind `/metrics`.
 //! - [`app`]: wiring shared by the commands (open the store, seed, import, export).
