@@ -58,9 +58,6 @@ impl Metrics {
     /// refreshes passed in.
     pub fn render(&self, bot: &crate::bot::Stats, token_refreshes: u64) -> String {
         let mut out = String::new();
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-        };
         let _ = writeln!(
             out,
             "# HELP parkbot_messages_total Messages handled, by channel.\n# TYPE parkbot_messages_total counter"
@@ -92,54 +89,51 @@ impl Metrics {
             let _ = writeln!(out, "parkbot_reply_seconds_sum{{channel=\"{ch}\"}} {sum}");
             let _ = writeln!(out, "parkbot_reply_seconds_count{{channel=\"{ch}\"}} {cumulative}");
         }
-        counter(
-            &mut out,
-            "parkbot_wechat_deadline_fallbacks_total",
-            "WeChat replies that missed the reply budget: \"success\" at once, the answer sent later.",
-            self.wechat_deadline_fallbacks.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "parkbot_wechat_customer_service_sent_total",
-            "Messages sent through the WeChat customer-service API (late replies, long replies' rest).",
-            self.wechat_late_sent.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "parkbot_wechat_customer_service_failed_total",
-            "Customer-service sends that failed (48-hour window closed, …).",
-            self.wechat_late_failed.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "parkbot_wechat_token_refreshes_total",
-            "WeChat access tokens fetched.",
-            token_refreshes,
-        );
-        counter(
-            &mut out,
-            "parkbot_retries_recognised_total",
-            "Messages recognised as platform retries and answered with the first replies.",
-            bot.retries.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "parkbot_rate_limited_total",
-            "Messages over the per-identity limit.",
-            bot.limited.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "parkbot_store_errors_total",
-            "Messages answered \"temporarily unavailable\" because the store failed.",
-            bot.unavailable.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "parkbot_rejected_requests_total",
-            "Requests refused: forged signature, broken or oversized body.",
-            self.rejected_requests.load(Relaxed),
-        );
+        let counters: [(&str, &str, u64); 8] = [
+            (
+                "parkbot_wechat_deadline_fallbacks_total",
+                "WeChat replies that missed the reply budget: \"success\" at once, the answer sent later.",
+                self.wechat_deadline_fallbacks.load(Relaxed),
+            ),
+            (
+                "parkbot_wechat_customer_service_sent_total",
+                "Messages sent through the WeChat customer-service API (late replies, long replies' rest).",
+                self.wechat_late_sent.load(Relaxed),
+            ),
+            (
+                "parkbot_wechat_customer_service_failed_total",
+                "Customer-service sends that failed (48-hour window closed, …).",
+                self.wechat_late_failed.load(Relaxed),
+            ),
+            (
+                "parkbot_wechat_token_refreshes_total",
+                "WeChat access tokens fetched.",
+                token_refreshes,
+            ),
+            (
+                "parkbot_retries_recognised_total",
+                "Messages recognised as platform retries and answered with the first replies.",
+                bot.retries.load(Relaxed),
+            ),
+            (
+                "parkbot_rate_limited_total",
+                "Messages over the per-identity limit.",
+                bot.limited.load(Relaxed),
+            ),
+            (
+                "parkbot_store_errors_total",
+                "Messages answered \"temporarily unavailable\" because the store failed.",
+                bot.unavailable.load(Relaxed),
+            ),
+            (
+                "parkbot_rejected_requests_total",
+                "Requests refused: forged signature, broken or oversized body.",
+                self.rejected_requests.load(Relaxed),
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
         out
     }
 }
