@@ -165,8 +165,13 @@ async fn a_sign_up_in_safe_mode_with_a_retry_is_applied_once() {
     let who = "oSafeUser0000000000000000001";
     let steps = ["我要报名Web3.0论坛", "张三", "星穹视效", "13812345678"];
     for (i, step) in steps.iter().enumerate() {
-        let r = post_safe(&s, &cipher, &text_xml(who, step, 100 + i as u64)).await;
+        let push = text_xml(who, step, 100 + i as u64);
+        let r = post_safe(&s, &cipher, &push).await;
         assert_ne!(r, "success", "step {i}");
+        if i == 1 {
+            // WeChat retries the name step: the same prompt again, applied once.
+            assert_eq!(post_safe(&s, &cipher, &push).await, r, "a retry in the middle");
+        }
     }
     let confirm = text_xml(who, "是", 200);
     let first = post_safe(&s, &cipher, &confirm).await;
@@ -195,10 +200,41 @@ async fn a_sign_up_in_safe_mode_with_a_retry_is_applied_once() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("parkbot_messages_total{channel=\"wechat\"} 6"),
+        metrics.contains("parkbot_messages_total{channel=\"wechat\"} 7"),
         "{metrics}"
     );
-    assert!(metrics.contains("parkbot_retries_recognised_total 1"), "{metrics}");
+    assert!(metrics.contains("parkbot_retries_recognised_total 2"), "{metrics}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compatible_mode_is_read_from_the_encrypted_part() {
+    let s = serve(wechat_env(&[])).await;
+    let cipher = Cipher::new(AES_KEY, APP_ID).unwrap();
+    let (timestamp, nonce) = ("1409735669", "1320562132");
+    // The plain fields say one thing; the encrypted part is what counts.
+    let inner = text_xml("oCompat", "刘慈欣工作室在哪里？", 42);
+    let encrypt = cipher.encrypt(&inner);
+    let body = format!(
+        "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oCompat]]></FromUserName>\
+         <CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hello]]></Content>\
+         <MsgId>42</MsgId><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    );
+    let msg_sig = crypto::msg_signature(TOKEN, timestamp, nonce, &encrypt);
+    let url = format!(
+        "{}/wechat?{}&encrypt_type=aes&msg_signature={msg_sig}",
+        s.base,
+        signed_query(timestamp, nonce)
+    );
+    let r = s.client.post(&url).body(body.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let reply = r.text().await.unwrap();
+    let enc_start = reply.find("<Encrypt><![CDATA[").unwrap() + "<Encrypt><![CDATA[".len();
+    let enc = &reply[enc_start..enc_start + reply[enc_start..].find("]]>").unwrap()];
+    assert!(content(&cipher.decrypt(enc).unwrap()).starts_with("刘慈欣工作室"));
+    // A forged msg_signature is refused before anything is decrypted.
+    let forged = url.replace(&msg_sig, &"0".repeat(40));
+    assert_eq!(s.client.post(forged).body(body).send().await.unwrap().status(), 403);
     s.stop().await;
 }
 
