@@ -19,10 +19,12 @@
 mod answer;
 mod lanes;
 mod limits;
+mod lists;
 mod render;
 mod retries;
 #[cfg(test)]
 mod tests;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -45,6 +47,9 @@ pub enum BotError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Identities whose list rest is kept in memory while serving.
+const LISTS_KEPT: usize = 100_000;
 
 /// What the core counts, for `/metrics`.
 #[derive(Debug, Default)]
@@ -105,6 +110,10 @@ pub struct Bot {
     settings: Settings,
     clock: Clock,
     lanes: Arc<lanes::Lanes>,
+    /// Serving: the rest of each identity's last list, in memory.
+    lists: Option<Mutex<lists::Lists>>,
+    /// The threads that run each message's synchronous part.
+    workers: workers::Workers,
     retries: Mutex<retries::Retries>,
     limiter: Mutex<limits::Limiter>,
     stats: Stats,
@@ -164,6 +173,8 @@ impl Bot {
             settings,
             clock,
             lanes: Arc::new(lanes::Lanes::default()),
+            workers: workers::Workers::start(),
+            lists: None,
             retries: Mutex::new(retries),
             limiter: Mutex::new(limits::Limiter::default()),
             stats: Stats::default(),
@@ -184,9 +195,12 @@ impl Bot {
     }
 
     /// Switches on what only a server needs: the per-identity message
-    /// limit (`[server] messages_per_minute`).
+    /// limit (`[server] messages_per_minute`), and the rest of each list
+    /// ("more") kept in memory instead of written to the store (one
+    /// long-lived process; a restart forgets it, which is harmless).
     pub fn serving(&mut self, config: &crate::config::Config) {
         self.settings.messages_per_minute = config.server.messages_per_minute;
+        self.lists = Some(Mutex::new(lists::Lists::new(LISTS_KEPT)));
     }
 
     pub fn settings(&self) -> &Settings {
@@ -218,33 +232,45 @@ impl Bot {
     pub fn handle(self: &Arc<Self>, msg: Inbound) -> impl Future<Output = Vec<Reply>> + Send + 'static {
         let ticket = self.lanes.ticket(&msg.identity);
         let bot = self.clone();
-        async move {
+        let (phrases, lang) = (self.phrases.clone(), first_lang(&msg));
+        let identity = msg.identity.clone();
+        let (who, first) = (identity.clone(), lang);
+        let inner = async move {
             ticket.turn().await;
-            let (phrases, lang) = (bot.phrases.clone(), first_lang(&msg));
-            let identity = msg.identity.clone();
-            let work = tokio::task::spawn_blocking(move || {
-                let processed = bot.process(&msg);
-                (bot, msg, processed)
+            let work = bot.workers.run({
+                let bot = bot.clone();
+                move || {
+                    let processed = bot.process(&msg);
+                    (msg, processed)
+                }
             });
             let replies = match work.await {
-                Ok((_, _, Processed::Done(replies))) => replies,
+                Ok((_, Processed::Done(replies))) => replies,
                 // The commit is awaited here: no thread waits through the
                 // fsync, and the identity's next message waits for it.
-                Ok((bot, msg, Processed::Committing { pending, lang })) => match pending.await {
+                Ok((msg, Processed::Committing { pending, lang })) => match pending.await {
                     Ok((_, replies)) => {
                         bot.remember_replies(&msg, &replies);
                         replies
                     }
                     Err(e) => bot.unavailable(lang, &e),
                 },
-                Err(e) => {
-                    let panic = e.try_into_panic().ok().map(|p| panic_message(p.as_ref()));
-                    tracing::error!(identity = %identity, panic = ?panic, "handling a message failed");
-                    vec![Reply::text(phrases.t("unavailable", lang, &[]))]
+                Err(panic) => {
+                    tracing::error!(identity = %who, panic = %panic, "handling a message failed");
+                    vec![Reply::text(bot.phrases.t("unavailable", first, &[]))]
                 }
             };
             drop(ticket); // the next message of this identity may go
             replies
+        };
+        // Once started, a message is handled to the end even if the caller
+        // goes away (a closed connection), so that its identity's next
+        // message never overtakes it.
+        async move {
+            tokio::spawn(inner).await.unwrap_or_else(|e| {
+                tracing::error!(identity = %identity, error = %e, "handling a message failed");
+                vec![Reply::text(phrases.t("unavailable", lang, &[]))]
+            })
         }
     }
 
@@ -395,8 +421,21 @@ impl Bot {
             lang,
         };
         let first_contact = before.is_none();
-        let before = before.unwrap_or_default();
+        let mut before = before.unwrap_or_default();
+        if let Some(lists) = &self.lists {
+            // Serving: the rest of a list lives in memory, not in the store.
+            let kept = lists.lock().unwrap_or_else(|e| e.into_inner()).get(&msg.identity);
+            before.more = kept.clone();
+            session.more = kept;
+        }
         let decision = self.decide(&ctx, msg, &mut session)?;
+        if let Some(lists) = &self.lists
+            && before.more != session.more
+        {
+            let mut lists = lists.lock().unwrap_or_else(|e| e.into_inner());
+            lists.set(&msg.identity, session.more.take());
+            before.more = None;
+        }
         let subscriber = match &msg.input {
             Input::Subscribe { scene } => Some(SubscriberChange::Subscribe { scene: scene.clone() }),
             Input::Start { payload } => Some(SubscriberChange::Subscribe { scene: payload.clone() }),

@@ -400,3 +400,14 @@ async fn subscribers_are_recorded_and_fast_senders_limited() {
     assert!(answers[4].is_empty() && answers[5].is_empty(), "then silence");
     assert_eq!(bot.stats().limited.load(std::sync::atomic::Ordering::Relaxed), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_goes_away_does_not_let_the_next_message_overtake() {
+    let f = fixture(1);
+    f.bot.slow_down(Identity::console("gone"), Duration::from_millis(400));
+    let first = f.bot.handle(text("gone", "sign up"));
+    // The caller waits a little, then gives up (a closed connection).
+    let _ = tokio::time::timeout(Duration::from_millis(50), first).await;
+    let r = say(&f.bot, "gone", "1").await;
+    assert!(r.contains("full name"), "the sign-up had started before: {r}");
+}

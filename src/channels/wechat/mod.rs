@@ -233,13 +233,12 @@ async fn receive(State(s): State<Arc<WechatState>>, Query(p): Query<Params>, bod
         message_id: Some(key.clone()),
         input,
     };
-    let mut work = tokio::spawn(s.bot.handle(msg));
+    // The core handles the message to the end even if this request is
+    // answered before (see `Bot::handle`): past the budget, the rest is
+    // awaited in the background.
+    let mut work = Box::pin(s.bot.handle(msg));
     let replies = match tokio::time::timeout(s.budget, &mut work).await {
-        Ok(Ok(replies)) => replies,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "wechat: handling failed");
-            return success();
-        }
+        Ok(replies) => replies,
         Err(_) => {
             s.defer(identity.as_str(), &key);
             s.metrics
@@ -251,10 +250,9 @@ async fn receive(State(s): State<Arc<WechatState>>, Query(p): Query<Params>, bod
             );
             let (state, openid) = (s.clone(), push.from.clone());
             s.tasks.spawn(async move {
-                if let Ok(replies) = work.await {
-                    state.metrics.message(Channel::Wechat, start.elapsed());
-                    state.send_later(&openid, parts(&replies)).await;
-                }
+                let replies = work.await;
+                state.metrics.message(Channel::Wechat, start.elapsed());
+                state.send_later(&openid, parts(&replies)).await;
             });
             return success();
         }

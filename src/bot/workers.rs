@@ -1,0 +1,108 @@
+//! The core's own threads: the synchronous part of each message (index,
+//! store reads, deciding) runs here, off the async worker threads.
+//!
+//! A small fixed pool (one thread per core, 2 to 8) pulling from one queue.
+//! Unlike tokio's blocking pool, which grows a thread per waiting task and
+//! wakes one for each, these threads stay busy under load and take the next
+//! message without sleeping in between. Nothing here waits for an fsync
+//! (the commit is awaited on the async side), so a few threads suffice.
+//! A job that panics is caught; its caller gets the panic's message.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Queue {
+    jobs: Mutex<(VecDeque<Job>, bool)>,
+    ready: Condvar,
+}
+
+/// The pool; its threads end when it is dropped.
+pub(super) struct Workers {
+    queue: Arc<Queue>,
+}
+
+impl Workers {
+    pub(super) fn start() -> Workers {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+        let queue = Arc::new(Queue {
+            jobs: Mutex::new((VecDeque::new(), false)),
+            ready: Condvar::new(),
+        });
+        for i in 0..n {
+            let q = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("parkbot-core-{i}"))
+                .spawn(move || work(&q))
+                .expect("spawn a core thread");
+        }
+        Workers { queue }
+    }
+
+    /// Runs `f` on a core thread; the future gives its value, or the
+    /// message of its panic.
+    pub(super) fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> impl Future<Output = Result<R, String>> + Send + 'static {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| super::panic_message(p.as_ref()));
+            let _ = tx.send(result);
+        });
+        {
+            let mut jobs = self.queue.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            jobs.0.push_back(job);
+        }
+        self.queue.ready.notify_one();
+        async move {
+            rx.await
+                .unwrap_or_else(|_| Err("the core's threads have stopped".into()))
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.queue.jobs.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.queue.ready.notify_all();
+    }
+}
+
+fn work(q: &Queue) {
+    loop {
+        let job = {
+            let mut jobs = q.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(job) = jobs.0.pop_front() {
+                    break job;
+                }
+                if jobs.1 {
+                    return;
+                }
+                jobs = q.ready.wait(jobs).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        job();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_jobs_and_survives_a_panic() {
+        let w = Workers::start();
+        assert_eq!(w.run(|| 2 + 2).await, Ok(4));
+        let e = w.run(|| -> u32 { panic!("boom") }).await.unwrap_err();
+        assert!(e.contains("boom"), "{e}");
+        let all: Vec<_> = (0..100).map(|i| w.run(move || i * 2)).collect();
+        for (i, f) in all.into_iter().enumerate() {
+            assert_eq!(f.await, Ok(i * 2));
+        }
+    }
+}
