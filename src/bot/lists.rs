@@ -5,11 +5,15 @@
 
 use std::collections::HashMap;
 
+use crate::knowledge::Lang;
 use crate::message::Identity;
 use crate::store::MoreList;
 
 pub(super) struct Lists {
     kept: HashMap<Identity, (u64, MoreList)>,
+    /// The language of an identity's last message, when it changed since
+    /// the store last saved it.
+    langs: HashMap<Identity, Lang>,
     next: u64,
     limit: usize,
 }
@@ -18,8 +22,27 @@ impl Lists {
     pub(super) fn new(limit: usize) -> Lists {
         Lists {
             kept: HashMap::new(),
+            langs: HashMap::new(),
             next: 0,
             limit: limit.max(2),
+        }
+    }
+
+    pub(super) fn lang(&self, who: &Identity) -> Option<Lang> {
+        self.langs.get(who).copied()
+    }
+
+    pub(super) fn set_lang(&mut self, who: &Identity, lang: Option<Lang>) {
+        match lang {
+            Some(l) => {
+                if self.langs.len() >= self.limit {
+                    self.langs.clear(); // rare: the store's language serves meanwhile
+                }
+                self.langs.insert(who.clone(), l);
+            }
+            None => {
+                self.langs.remove(who);
+            }
         }
     }
 

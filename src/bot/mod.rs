@@ -328,6 +328,11 @@ impl Bot {
             Err(e) => return Processed::Done(self.unavailable(fallback_lang, &e)),
         };
         let mut session = before.clone().unwrap_or_default();
+        if let Some(lists) = &self.lists
+            && let Some(l) = lists.lock().unwrap_or_else(|e| e.into_inner()).lang(&msg.identity)
+        {
+            session.lang = Some(l); // newer than the store's (see carry_out)
+        }
         let lang = match &msg.input {
             Input::Text(t) => Lang::detect_or(t, session.lang),
             _ => session.lang.unwrap_or(Lang::Zh),
@@ -429,12 +434,22 @@ impl Bot {
             session.more = kept;
         }
         let decision = self.decide(&ctx, msg, &mut session)?;
-        if let Some(lists) = &self.lists
-            && before.more != session.more
-        {
+        if let Some(lists) = &self.lists {
             let mut lists = lists.lock().unwrap_or_else(|e| e.into_inner());
-            lists.set(&msg.identity, session.more.take());
-            before.more = None;
+            if before.more != session.more {
+                lists.set(&msg.identity, session.more.take());
+                before.more = None;
+            }
+            // A language switch alone is kept in memory too, and saved with
+            // the identity's next durable change (the store has the one it
+            // first wrote until then).
+            if let Some(l) = lists.lang(&msg.identity) {
+                before.lang = Some(l);
+            }
+            if before.lang != session.lang && !first_contact {
+                lists.set_lang(&msg.identity, session.lang);
+                before.lang = session.lang;
+            }
         }
         let subscriber = match &msg.input {
             Input::Subscribe { scene } => Some(SubscriberChange::Subscribe { scene: scene.clone() }),

@@ -116,6 +116,11 @@ impl Phrase {
             return spans;
         }
         if self.has_han() || self.words.is_empty() {
+            // Most phrases are not in a question: a cheap look for the
+            // first character before building a substring searcher.
+            if !self.norm.chars().next().is_some_and(|c| q.norm.contains(c)) {
+                return spans;
+            }
             for (byte, _) in q.norm.match_indices(&self.norm) {
                 let start = q.norm[..byte].chars().count();
                 spans.push((start, start + self.chars));

@@ -116,6 +116,11 @@ starts_at = "2030-01-01T09:00:00+08:00"
 /// One sign-up: six steps, the last one a registration.
 const STEPS: &[&str] = &["报名", "1", "压测用户", "压测公司", "13812345678", "是"];
 
+/// The same allocator as `parkbot` (see src/main.rs), so that the ceiling
+/// and the load itself are measured on equal terms.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Answers { count } => answers(count),
