@@ -6,7 +6,8 @@
 //! - messages of one identity are handled one at a time, in the order
 //!   `handle` was called (`lanes`); different identities never wait for
 //!   each other, except in the store's shared group commit;
-//! - the synchronous work (index, store) runs on tokio's blocking pool;
+//! - the synchronous work (index, store reads, deciding) runs on the core's
+//!   own small thread pool (`workers`), off the async worker threads;
 //! - a message whose platform id was handled before gets the replies given
 //!   the first time and changes nothing (`retries`, and the store's record
 //!   committed with the state change);
@@ -125,7 +126,7 @@ pub struct Bot {
     slow: Mutex<Option<(Identity, std::time::Duration)>>,
 }
 
-/// A message handled on the blocking pool: answered, or its turn queued
+/// A message handled on a core thread: answered, or its turn queued
 /// for the group commit (awaited by [`Bot::handle`]).
 enum Processed {
     Done(Vec<Reply>),
