@@ -36,6 +36,10 @@ use crate::metrics::Metrics;
 pub const MAX_BODY: usize = 64 * 1024;
 /// A request that takes longer is answered 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most header bytes (names and values) and headers a request may
+/// carry; past either, 431. (hyper's own limits are far higher.)
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
 /// How long shutdown waits for background sends (late WeChat replies).
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -174,6 +178,7 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
         .with_state(shared.clone());
     let app = app
         .merge(ops)
+        .layer(middleware::from_fn(limit_headers))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -221,6 +226,20 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: finishing the requests in flight");
+}
+
+/// Refuses requests with too many or too large headers.
+async fn limit_headers(req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large\n",
+        )
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// Counts web chat messages and their latency (successful ones).

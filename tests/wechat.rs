@@ -319,6 +319,27 @@ async fn thousands_of_mutated_bodies_never_bring_the_server_down() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_are_refused() {
+    let s = serve(wechat_env(&[])).await;
+    let r = s
+        .client
+        .get(format!("{}/healthz", s.base))
+        .header("x-padding", "a".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+    let mut many = s.client.get(format!("{}/healthz", s.base));
+    for i in 0..80 {
+        many = many.header(format!("x-h{i}"), "1");
+    }
+    assert_eq!(many.send().await.unwrap().status(), 431);
+    let ok = s.client.get(format!("{}/healthz", s.base)).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_admin_token_the_admin_api_is_off() {
     let s = serve(wechat_env(&[("PARKBOT_STAFF__ADMIN_TOKEN", "")])).await;
     let r = s
