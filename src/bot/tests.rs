@@ -411,3 +411,36 @@ async fn a_caller_that_goes_away_does_not_let_the_next_message_overtake() {
     let r = say(&f.bot, "gone", "1").await;
     assert!(r.contains("full name"), "the sign-up had started before: {r}");
 }
+
+#[tokio::test]
+async fn serving_keeps_lists_and_a_language_switch_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("l.redb"), &events(20));
+    let mut bot = Bot::new(
+        store,
+        crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap(),
+        crate::app::load_dialogs(&crate::config::DialogsConfig::builtin()).unwrap(),
+        Settings::default(),
+        Arc::new(|| time::macros::datetime!(2026-11-28 12:00 +08:00)),
+    )
+    .unwrap();
+    bot.serving(&crate::config::Config::default_with_env(Vec::new()).unwrap());
+    let bot = Arc::new(bot);
+    let r = say(&bot, "m", "Any upcoming events?").await;
+    assert!(r.contains("Salon number 1") && r.contains("more"), "{r}");
+    let stored = bot.store().session("console:m").unwrap().unwrap();
+    assert!(stored.more.is_none(), "the list's rest is not written while serving");
+    let r = say(&bot, "m", "more").await;
+    assert!(r.contains("Salon number 6"), "but \"more\" still works: {r}");
+    // A language switch alone is not written either, but is used.
+    say(&bot, "m", "你好").await;
+    assert_eq!(bot.store().session("console:m").unwrap().unwrap().lang, Some(Lang::En));
+    let r = bot
+        .handle(Inbound {
+            identity: Identity::console("m"),
+            message_id: None,
+            input: Input::Start { payload: None },
+        })
+        .await;
+    assert!(r[0].text.starts_with("您好"), "{r:?}");
+}
