@@ -13,6 +13,9 @@ const SWEEP_AT: usize = 10_000;
 #[derive(Default)]
 pub(super) struct Limiter {
     windows: HashMap<Identity, Window>,
+    /// The map's size after the last sweep: the next sweep waits until it
+    /// has doubled, so a busy minute does not sweep on every message.
+    swept_at: usize,
 }
 
 struct Window {
@@ -33,8 +36,9 @@ pub(super) enum Verdict {
 
 impl Limiter {
     pub(super) fn check(&mut self, who: &Identity, now: i64, per_minute: u32) -> Verdict {
-        if self.windows.len() >= SWEEP_AT {
+        if self.windows.len() >= SWEEP_AT.max(2 * self.swept_at) {
             self.windows.retain(|_, w| now - w.start < 60);
+            self.swept_at = self.windows.len();
         }
         let w = self.windows.entry(who.clone()).or_insert(Window {
             start: now,

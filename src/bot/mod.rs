@@ -126,17 +126,31 @@ pub struct Bot {
     slow: Mutex<Option<(Identity, std::time::Duration)>>,
 }
 
+/// While serving: what a message changes in the in-memory list and
+/// language state, applied once its turn is committed (or at once when
+/// nothing is written).
+#[derive(Default)]
+struct MemoryUpdate {
+    /// The rest of the last list (`Some(None)`: forget it).
+    more: Option<Option<crate::store::MoreList>>,
+    lang: Option<Lang>,
+}
+
 /// A message handled on a core thread: answered, or its turn queued
 /// for the group commit (awaited by [`Bot::handle`]).
 enum Processed {
     Done(Vec<Reply>),
-    Committing { pending: Pending<TurnDone>, lang: Lang },
+    Committing {
+        pending: Pending<TurnDone>,
+        lang: Lang,
+        memory: MemoryUpdate,
+    },
 }
 
 /// What carrying a decision out came to.
 enum Carried {
     Replies(Vec<Reply>),
-    Committing(Pending<TurnDone>),
+    Committing(Pending<TurnDone>, MemoryUpdate),
 }
 
 /// What one message comes to before it is carried out.
@@ -249,8 +263,10 @@ impl Bot {
                 Ok((_, Processed::Done(replies))) => replies,
                 // The commit is awaited here: no thread waits through the
                 // fsync, and the identity's next message waits for it.
-                Ok((msg, Processed::Committing { pending, lang })) => match pending.await {
-                    Ok((_, replies)) => {
+                Ok((msg, Processed::Committing { pending, lang, memory })) => match pending.await {
+                    Ok((outcome, replies)) => {
+                        log_outcome(&msg.identity, outcome.as_ref());
+                        bot.apply_memory(&msg.identity, memory);
                         bot.remember_replies(&msg, &replies);
                         replies
                     }
@@ -346,7 +362,7 @@ impl Bot {
                 }
                 Processed::Done(replies)
             }
-            Ok(Carried::Committing(pending)) => Processed::Committing { pending, lang },
+            Ok(Carried::Committing(pending, memory)) => Processed::Committing { pending, lang, memory },
             Err(e) => Processed::Done(self.unavailable(lang, &e)),
         }
     }
@@ -378,7 +394,13 @@ impl Bot {
     /// the minute is over. `None` when the message may go on.
     fn rate_limit(&self, msg: &Inbound, at: i64, lang: Lang) -> Option<Vec<Reply>> {
         let per_minute = self.settings.messages_per_minute;
-        if per_minute == 0 || msg.input == Input::Unsubscribe {
+        // Follows, unfollows and deep links change who is subscribed: never
+        // dropped, whatever the pace.
+        let exempt = matches!(
+            msg.input,
+            Input::Unsubscribe | Input::Subscribe { .. } | Input::Start { .. }
+        );
+        if per_minute == 0 || exempt {
             return None;
         }
         let verdict = self
@@ -435,20 +457,20 @@ impl Bot {
             session.more = kept;
         }
         let decision = self.decide(&ctx, msg, &mut session)?;
+        let mut memory = MemoryUpdate::default();
         if let Some(lists) = &self.lists {
-            let mut lists = lists.lock().unwrap_or_else(|e| e.into_inner());
             if before.more != session.more {
-                lists.set(&msg.identity, session.more.take());
+                memory.more = Some(session.more.take());
                 before.more = None;
             }
             // A language switch alone is kept in memory too, and saved with
             // the identity's next durable change (the store has the one it
             // first wrote until then).
-            if let Some(l) = lists.lang(&msg.identity) {
+            if let Some(l) = lists.lock().unwrap_or_else(|e| e.into_inner()).lang(&msg.identity) {
                 before.lang = Some(l);
             }
             if before.lang != session.lang && !first_contact {
-                lists.set_lang(&msg.identity, session.lang);
+                memory.lang = session.lang;
                 before.lang = session.lang;
             }
         }
@@ -465,6 +487,7 @@ impl Bot {
         let lazy_changed = before.more != session.more || before.lang != session.lang;
         if decision.finish.is_none() && !dialog_changed && !lazy_changed && subscriber.is_none() {
             // A plain answer writes nothing.
+            self.apply_memory(&msg.identity, memory);
             return Ok(Carried::Replies(decision.replies));
         }
         let at = now.unix_timestamp();
@@ -504,7 +527,19 @@ impl Bot {
             }
             all
         })?;
-        Ok(Carried::Committing(pending))
+        Ok(Carried::Committing(pending, memory))
+    }
+
+    /// Applies a message's in-memory changes (serving only).
+    fn apply_memory(&self, who: &Identity, memory: MemoryUpdate) {
+        let Some(lists) = &self.lists else { return };
+        let mut lists = lists.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(more) = memory.more {
+            lists.set(who, more);
+        }
+        if memory.lang.is_some() {
+            lists.set_lang(who, memory.lang);
+        }
     }
 
     /// What the message means: a dialog step, an answer, or a reply only.
@@ -618,6 +653,29 @@ impl Bot {
             ));
         }
         out
+    }
+}
+
+/// Logs what a committed dialog action came to (after the commit, so
+/// that only codes that exist are logged; phone numbers masked).
+fn log_outcome(who: &Identity, outcome: Option<&crate::store::EffectOutcome>) {
+    use crate::logging::mask_phone;
+    use crate::store::{CancelOutcome, EffectOutcome, RegisterOutcome};
+    match outcome {
+        Some(EffectOutcome::Register(RegisterOutcome::Confirmed(r))) => {
+            tracing::info!(identity = %who, event = %r.event_id, code = %r.code, phone = %mask_phone(&r.phone), "registered");
+        }
+        Some(EffectOutcome::Register(RegisterOutcome::Waitlisted(r, pos))) => {
+            tracing::info!(identity = %who, event = %r.event_id, code = %r.code, position = pos, phone = %mask_phone(&r.phone), "waitlisted");
+        }
+        Some(EffectOutcome::SaveForm(seq)) => {
+            tracing::info!(identity = %who, reference = %format!("{seq:06}"), "form saved")
+        }
+        Some(EffectOutcome::CancelRegistration(CancelOutcome::Cancelled { cancelled, promoted })) => {
+            let promoted: Vec<&str> = promoted.iter().map(|p| p.code.as_str()).collect();
+            tracing::info!(identity = %who, event = %cancelled.event_id, code = %cancelled.code, promoted = ?promoted, "registration cancelled");
+        }
+        _ => {}
     }
 }
 

@@ -13,7 +13,6 @@ use super::input::{Refusal, name_match};
 use super::spec::{Action, Dialog, Source};
 use super::{Decided, Finish, Opt, Outcome, Step, Turn};
 use crate::knowledge::{Event, Lang, Text};
-use crate::logging::mask_phone;
 use crate::message::Reply;
 use crate::store::{
     CancelOutcome, DialogState, Effect, EffectOutcome, NewRegistration, RegisterOutcome, RegistrationStatus, StoreError,
@@ -240,7 +239,6 @@ fn value<'a>(ds: &'a DialogState, name: &str) -> &'a str {
 /// answers (a choice as its label) and the outcome's values, filled in one
 /// pass. Owns what it needs, so it can run where the effect is committed.
 pub struct Wording {
-    dialog: String,
     texts: HashMap<String, Text>,
     lang: Lang,
     args: Vec<(String, String)>,
@@ -253,7 +251,6 @@ impl Wording {
     fn new(dialog: &Dialog, turn: &Turn, ds: &DialogState) -> Wording {
         let status = |s| turn.ctx.t(status_key(s), &[]);
         Wording {
-            dialog: dialog.id.clone(),
             texts: dialog.texts.clone(),
             lang: turn.lang(),
             args: super::saved_args(ds, turn.lang()),
@@ -301,12 +298,8 @@ impl Wording {
             return Vec::new();
         };
         let reply = match outcome {
-            EffectOutcome::Register(RegisterOutcome::Confirmed(r)) => {
-                tracing::info!(dialog = %self.dialog, event = %r.event_id, code = %r.code, phone = %mask_phone(&r.phone), "registered");
-                self.say("registered", &[("code", &r.code)])
-            }
+            EffectOutcome::Register(RegisterOutcome::Confirmed(r)) => self.say("registered", &[("code", &r.code)]),
             EffectOutcome::Register(RegisterOutcome::Waitlisted(r, pos)) => {
-                tracing::info!(dialog = %self.dialog, event = %r.event_id, code = %r.code, position = pos, phone = %mask_phone(&r.phone), "waitlisted");
                 self.say("waitlisted", &[("code", &r.code), ("position", &pos.to_string())])
             }
             EffectOutcome::Register(RegisterOutcome::Existing(r)) => {
@@ -316,12 +309,9 @@ impl Wording {
             EffectOutcome::Register(RegisterOutcome::EventGone) => self.say("closed", &[("reason", &self.event_gone)]),
             EffectOutcome::SaveForm(seq) => {
                 let reference = format!("{seq:06}");
-                tracing::info!(dialog = %self.dialog, reference = %reference, "form saved");
                 self.say("saved", &[("ref", &reference)])
             }
-            EffectOutcome::CancelRegistration(CancelOutcome::Cancelled { cancelled, promoted }) => {
-                let promoted: Vec<&str> = promoted.iter().map(|p| p.code.as_str()).collect();
-                tracing::info!(dialog = %self.dialog, event = %cancelled.event_id, code = %cancelled.code, promoted = ?promoted, "registration cancelled");
+            EffectOutcome::CancelRegistration(CancelOutcome::Cancelled { cancelled, .. }) => {
                 self.say("cancelled", &[("code", &cancelled.code)])
             }
             EffectOutcome::CancelRegistration(CancelOutcome::NotFound) => self.say("kept", &[]),

@@ -47,6 +47,8 @@ pub const TEXT_LIMIT: usize = 2048;
 /// How long a push answered late is remembered, so that its retries get
 /// `success` instead of a second answer (WeChat retries over ~15 s).
 const DEFERRED_FOR: Duration = Duration::from_secs(120);
+/// How long the rest of a long answer waits after its passive first part.
+const REST_AFTER: Duration = Duration::from_millis(500);
 
 /// The WeChat channel, ready to serve.
 pub struct Wechat {
@@ -61,9 +63,19 @@ struct WechatState {
     budget: Duration,
     metrics: Arc<Metrics>,
     tasks: Tasks,
-    /// Pushes answered through the customer-service API: (identity, key) →
-    /// when. Their retries are answered `success`.
-    deferred: Mutex<HashMap<(String, String), Instant>>,
+    /// Pushes whose answer went (in part) through the customer-service
+    /// API: (identity, key) → when, and how. A retry of one is answered
+    /// as the first time, never with a second copy of the answer.
+    deferred: Mutex<HashMap<(String, String), (Instant, Sent)>>,
+}
+
+/// How a push's answer went out through the API.
+#[derive(Clone)]
+enum Sent {
+    /// All of it, after the budget: retries get `success`.
+    Later,
+    /// The rest of a long answer: retries get the same first part.
+    Rest { first: String },
 }
 
 impl Wechat {
@@ -225,8 +237,9 @@ async fn receive(State(s): State<Arc<WechatState>>, Query(p): Query<Params>, bod
         return success(); // an event the bot has nothing to say to
     };
     let key = xml::dedup_key(&push);
-    if s.was_deferred(identity.as_str(), &key) {
-        return success(); // a retry of a push answered through the API
+    // A retry of a push answered (in part) through the API.
+    if let Some(sent) = s.sent(identity.as_str(), &key) {
+        return s.again(sent, &push, &p, safe);
     }
     let msg = Inbound {
         identity: identity.clone(),
@@ -240,7 +253,7 @@ async fn receive(State(s): State<Arc<WechatState>>, Query(p): Query<Params>, bod
     let replies = match tokio::time::timeout(s.budget, &mut work).await {
         Ok(replies) => replies,
         Err(_) => {
-            s.defer(identity.as_str(), &key);
+            s.mark(identity.as_str(), &key, Sent::Later);
             s.metrics
                 .wechat_deadline_fallbacks
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -258,24 +271,50 @@ async fn receive(State(s): State<Arc<WechatState>>, Query(p): Query<Params>, bod
         }
     };
     s.metrics.message(Channel::Wechat, start.elapsed());
+    // This may itself be a retry that waited for the first handling, which
+    // went past the budget meanwhile: answer as that one did.
+    if let Some(sent) = s.sent(identity.as_str(), &key) {
+        return s.again(sent, &push, &p, safe);
+    }
     let mut parts = parts(&replies);
     if parts.is_empty() {
         return success();
     }
     let first = parts.remove(0);
     if !parts.is_empty() {
+        s.mark(identity.as_str(), &key, Sent::Rest { first: first.clone() });
         let (state, openid) = (s.clone(), push.from.clone());
-        s.tasks.spawn(async move { state.send_later(&openid, parts).await });
+        s.tasks.spawn(async move {
+            // After the passive part has reached WeChat, so the parts
+            // arrive in order.
+            tokio::time::sleep(REST_AFTER).await;
+            state.send_later(&openid, parts).await
+        });
     }
-    let reply = xml::text_reply(&push.from, &push.to, now_secs(), &first);
-    match (&s.cipher, safe) {
-        (Some(cipher), true) => {
-            let encrypt = cipher.encrypt(&reply);
-            let timestamp = now_secs().to_string();
-            let signature = crypto::msg_signature(&s.token, &timestamp, &p.nonce, &encrypt);
-            xml_response(xml::encrypted_reply(&encrypt, &signature, &timestamp, &p.nonce))
+    s.passive(&first, &push, &p, safe)
+}
+
+impl WechatState {
+    /// The passive text reply, encrypted in safe mode.
+    fn passive(&self, text: &str, push: &Push, p: &Params, safe: bool) -> Response {
+        let reply = xml::text_reply(&push.from, &push.to, now_secs(), text);
+        match (&self.cipher, safe) {
+            (Some(cipher), true) => {
+                let encrypt = cipher.encrypt(&reply);
+                let timestamp = now_secs().to_string();
+                let signature = crypto::msg_signature(&self.token, &timestamp, &p.nonce, &encrypt);
+                xml_response(xml::encrypted_reply(&encrypt, &signature, &timestamp, &p.nonce))
+            }
+            _ => xml_response(reply),
         }
-        _ => xml_response(reply),
+    }
+
+    /// The answer to a retry of a push whose answer went through the API.
+    fn again(&self, sent: Sent, push: &Push, p: &Params, safe: bool) -> Response {
+        match sent {
+            Sent::Later => success(),
+            Sent::Rest { first } => self.passive(&first, push, p, safe),
+        }
     }
 }
 
@@ -355,15 +394,18 @@ pub fn split(text: &str, max: usize) -> Vec<String> {
 }
 
 impl WechatState {
-    fn was_deferred(&self, identity: &str, key: &str) -> bool {
+    fn sent(&self, identity: &str, key: &str) -> Option<Sent> {
         let mut d = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
-        d.retain(|_, at| at.elapsed() < DEFERRED_FOR);
-        d.contains_key(&(identity.to_string(), key.to_string()))
+        if d.is_empty() {
+            return None;
+        }
+        d.retain(|_, (at, _)| at.elapsed() < DEFERRED_FOR);
+        d.get(&(identity.to_string(), key.to_string())).map(|(_, s)| s.clone())
     }
 
-    fn defer(&self, identity: &str, key: &str) {
+    fn mark(&self, identity: &str, key: &str, sent: Sent) {
         let mut d = self.deferred.lock().unwrap_or_else(|e| e.into_inner());
-        d.insert((identity.to_string(), key.to_string()), Instant::now());
+        d.insert((identity.to_string(), key.to_string()), (Instant::now(), sent));
     }
 
     /// Sends `parts` through the customer-service API, in order; a failure
