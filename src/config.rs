@@ -33,6 +33,8 @@ pub const RANGES: &[(&str, i64, i64)] = &[
     ("server.messages_per_minute", 0, 100_000),
     ("server.max_message_chars", 1, 100_000),
     ("server.retry_window_minutes", 1, 1_440),
+    ("server.new_sessions_per_10_minutes", 0, 100_000),
+    ("wechat.max_timestamp_skew_secs", 0, 86_400),
     ("wechat.reply_budget_ms", 100, 4_800),
     ("announce.telegram_per_second", 1, 1_000),
     ("announce.wechat_per_second", 1, 1_000),
@@ -141,6 +143,11 @@ pub struct ServerConfig {
     pub max_message_chars: u32,
     /// How long a platform message id is remembered (retries applied once).
     pub retry_window_minutes: u32,
+    /// New web chat sessions per client address per 10 minutes; 0 = no limit.
+    pub new_sessions_per_10_minutes: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for the
+    /// per-address limit); anyone else's header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -156,6 +163,12 @@ pub struct WechatConfig {
     pub reply_budget_ms: u32,
     /// CLICK menu keys -> the message each stands for.
     pub menu: BTreeMap<String, String>,
+    /// Pushes whose signed timestamp is further than this from now are
+    /// refused (a signature seen once cannot be replayed later); 0 = off.
+    pub max_timestamp_skew_secs: u32,
+    /// With an AES key: refuse plaintext pushes (no signature covers a
+    /// plaintext body).
+    pub require_safe_mode: bool,
 }
 
 #[derive(Clone, Deserialize)]
@@ -364,6 +377,14 @@ impl Config {
                 p.push("`telegram.webhook_url` must be an https:// URL in webhook mode".into());
             }
         }
+        for a in &self.server.trusted_proxies {
+            if a.parse::<std::net::IpAddr>().is_err() {
+                p.push(format!("`server.trusted_proxies` entry {a:?} is not an IP address"));
+            }
+        }
+        if self.wechat.require_safe_mode && self.wechat.encoding_aes_key.is_empty() {
+            p.push("`wechat.require_safe_mode` needs `wechat.encoding_aes_key`".into());
+        }
         for m in &self.staff.members {
             if crate::bot::Identity::parse(m).is_none() {
                 p.push(format!(
@@ -386,8 +407,16 @@ impl Config {
     }
 
     /// Every integer key with its value, for the range checks.
-    fn integers(&self) -> [(&'static str, i128); 9] {
+    fn integers(&self) -> [(&'static str, i128); 11] {
         [
+            (
+                "server.new_sessions_per_10_minutes",
+                self.server.new_sessions_per_10_minutes.into(),
+            ),
+            (
+                "wechat.max_timestamp_skew_secs",
+                self.wechat.max_timestamp_skew_secs.into(),
+            ),
             ("dialogs.timeout_minutes", self.dialogs.timeout_minutes.into()),
             ("server.messages_per_minute", self.server.messages_per_minute.into()),
             ("server.max_message_chars", self.server.max_message_chars.into()),

@@ -277,6 +277,7 @@ async fn new_sessions_per_address_are_limited() {
     let options = web::Options {
         new_sessions_per_address: 3,
         window: Duration::from_secs(600),
+        trusted_proxies: Vec::new(),
     };
     let chat = Chat::new(demo_bot(&dir.path().join("w.redb")), options).await;
     let mut ids = Vec::new();
@@ -288,6 +289,37 @@ async fn new_sessions_per_address_are_limited() {
     assert!(v["error"].is_string());
     let v = chat.ok(json!({"session": ids[0], "text": "hello"})).await;
     assert_eq!(session(&v), ids[0], "existing sessions go on");
+    chat.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_forwarded_address_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = web::Options {
+        new_sessions_per_address: 2,
+        window: Duration::from_secs(600),
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+    };
+    let chat = Chat::new(demo_bot(&dir.path().join("p.redb")), options).await;
+    let from = |client: &str| {
+        chat.http
+            .post(chat.server.url("/api/chat"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", format!("203.0.113.9, {client}"))
+            .body(json!({"text": "hello"}).to_string())
+            .send()
+    };
+    // Ten clients behind the proxy: each has its own allowance.
+    for i in 0..10 {
+        assert_eq!(from(&format!("198.51.100.{i}")).await.unwrap().status(), StatusCode::OK);
+    }
+    // One client, three new sessions: the third is over its limit.
+    assert_eq!(from("198.51.100.200").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(from("198.51.100.200").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        from("198.51.100.200").await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     chat.stop().await;
 }
 

@@ -340,6 +340,44 @@ async fn oversized_headers_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_hardening_refuses_stale_signatures_and_plaintext() {
+    let s = serve(wechat_env(&[
+        ("PARKBOT_WECHAT__MAX_TIMESTAMP_SKEW_SECS", "300"),
+        ("PARKBOT_WECHAT__REQUIRE_SAFE_MODE", "true"),
+    ]))
+    .await;
+    let cipher = Cipher::new(AES_KEY, APP_ID).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let post = |timestamp: &str, safe: bool| {
+        let inner = text_xml("oHard", "你好", 1);
+        let (body, extra) = if safe {
+            let encrypt = cipher.encrypt(&inner);
+            let sig = crypto::msg_signature(TOKEN, timestamp, "7", &encrypt);
+            (
+                format!("<xml><ToUserName><![CDATA[gh_1]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"),
+                format!("&encrypt_type=aes&msg_signature={sig}"),
+            )
+        } else {
+            (inner, String::new())
+        };
+        let url = format!("{}/wechat?{}{extra}", s.base, signed_query(timestamp, "7"));
+        s.client.post(url).body(body).send()
+    };
+    assert_eq!(post(&now, true).await.unwrap().status(), 200);
+    assert_eq!(
+        post("1409735669", true).await.unwrap().status(),
+        403,
+        "a replayed old signature"
+    );
+    assert_eq!(post(&now, false).await.unwrap().status(), 403, "plaintext refused");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_admin_token_the_admin_api_is_off() {
     let s = serve(wechat_env(&[("PARKBOT_STAFF__ADMIN_TOKEN", "")])).await;
     let r = s

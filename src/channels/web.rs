@@ -15,10 +15,11 @@
 //! never adopted. The identity of a session is `web:<id>`.
 //!
 //! The per-address limit on new sessions needs the peer address: serve the
-//! router with `into_make_service_with_connect_info::<SocketAddr>()`.
-//! Without it (or behind a reverse proxy, where every client has the
-//! proxy's address) the limit cannot tell clients apart: it is skipped,
-//! with a warning logged once.
+//! router with `into_make_service_with_connect_info::<SocketAddr>()`
+//! (without it the limit is skipped, with a warning logged once). Behind a
+//! reverse proxy every client has the proxy's address: list the proxy in
+//! `[server] trusted_proxies`, and the last address of its
+//! `X-Forwarded-For` counts instead (the header of anyone else is ignored).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -56,6 +57,8 @@ pub struct Options {
     /// New sessions one client address may open per `window`; 0 = no limit.
     pub new_sessions_per_address: u32,
     pub window: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for Options {
@@ -63,6 +66,7 @@ impl Default for Options {
         Options {
             new_sessions_per_address: 30,
             window: Duration::from_secs(10 * 60),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -94,6 +98,22 @@ pub fn router_with(bot: Arc<Bot>, options: Options) -> Router {
         .route("/", get(page))
         .route("/api/chat", post(chat))
         .with_state(web)
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted
+/// proxy, the last address its `X-Forwarded-For` adds.
+fn client_address(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .next_back()
+        .unwrap_or(peer)
 }
 
 // ── the page ──────────────────────────────────────────────────────────
@@ -143,6 +163,7 @@ struct ChatResponse {
 
 async fn chat(State(web): State<Arc<Web>>, req: Request) -> Response {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = peer.map(|ip| client_address(ip, req.headers(), &web.options.trusted_proxies));
     let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
         Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request too large"),

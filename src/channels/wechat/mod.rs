@@ -61,6 +61,10 @@ struct WechatState {
     cipher: Option<Cipher>,
     api: Option<Arc<Api>>,
     budget: Duration,
+    /// Refuse signed timestamps further than this from now (0 = off).
+    max_skew: i64,
+    /// Refuse plaintext pushes (only AES-encrypted ones are taken).
+    require_safe: bool,
     metrics: Arc<Metrics>,
     tasks: Tasks,
     /// Pushes whose answer went (in part) through the customer-service
@@ -104,6 +108,8 @@ impl Wechat {
                 cipher,
                 api,
                 budget: Duration::from_millis(u64::from(c.reply_budget_ms)),
+                max_skew: i64::from(c.max_timestamp_skew_secs),
+                require_safe: c.require_safe_mode,
                 metrics,
                 tasks,
                 deferred: Mutex::new(HashMap::new()),
@@ -166,9 +172,15 @@ fn refuse(s: &WechatState, status: StatusCode, why: &'static str) -> Response {
     (status, why).into_response()
 }
 
-/// The signature of every request: token, timestamp and nonce.
+/// The signature of every request: token, timestamp and nonce; with
+/// `max_timestamp_skew_secs`, the timestamp must also be recent (so that a
+/// signed query seen once, in a log say, cannot be replayed later).
 fn signed(s: &WechatState, p: &Params) -> bool {
-    crypto::verify(&crypto::signature(&s.token, &p.timestamp, &p.nonce), &p.signature)
+    let fresh = s.max_skew == 0
+        || p.timestamp
+            .parse::<i64>()
+            .is_ok_and(|t| (now_secs() - t).abs() <= s.max_skew);
+    fresh && crypto::verify(&crypto::signature(&s.token, &p.timestamp, &p.nonce), &p.signature)
 }
 
 /// `GET /wechat`: the server URL check, answered with `echostr` exactly.
@@ -194,6 +206,13 @@ async fn receive(State(s): State<Arc<WechatState>>, Query(p): Query<Params>, bod
         return refuse(&s, StatusCode::BAD_REQUEST, "the body is not UTF-8\n");
     };
     let safe = p.encrypt_type.as_deref() == Some("aes");
+    if s.require_safe && !safe {
+        return refuse(
+            &s,
+            StatusCode::FORBIDDEN,
+            "plaintext pushes are refused (require_safe_mode)\n",
+        );
+    }
     let plain_xml;
     let xml_text = if safe {
         let Some(cipher) = &s.cipher else {
