@@ -435,32 +435,6 @@ impl Store {
         })
     }
 
-    /// Saves (or, with `None`, removes) the session of `identity`, durably
-    /// (group commit: returns once the shared transaction is on disk).
-    pub fn put_session(&self, identity: &str, session: Option<&Session>) -> Result<()> {
-        self.write_session(identity, session, true)
-    }
-
-    /// Saves a session whose change is harmless to lose in a crash (only
-    /// the rest of a list for "more"): no fsync of its own; it becomes
-    /// durable with the next durable commit, within a second, or at close.
-    pub fn put_session_lazily(&self, identity: &str, session: &Session) -> Result<()> {
-        self.write_session(identity, Some(session), false)
-    }
-
-    fn write_session(&self, identity: &str, session: Option<&Session>, durable: bool) -> Result<()> {
-        let identity = identity.to_string();
-        let bytes = session.map(encode);
-        self.write_with(durable, move |w| {
-            let mut t = w.open_table(SESSIONS)?;
-            match &bytes {
-                Some(b) => t.insert(identity.as_str(), b.as_slice())?,
-                None => t.remove(identity.as_str())?,
-            };
-            Ok(())
-        })
-    }
-
     /// Runs `f` in a group-committed, durable write transaction.
     fn write<R, F>(&self, f: F) -> Result<R>
     where

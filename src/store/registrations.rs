@@ -19,7 +19,7 @@ use super::{
     Store, USER_REGISTRATIONS, all, decode, encode,
 };
 use crate::knowledge::{Event, Lang, Text};
-use crate::store::{EventCounts, FormEntry, OutboxMessage, Registration, RegistrationStatus as Status, Session};
+use crate::store::{EventCounts, FormEntry, OutboxMessage, Registration, RegistrationStatus as Status};
 
 /// Characters of registration codes: no 0/O, 1/I/L look-alikes.
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -112,10 +112,6 @@ fn pop_waitlist(tx: &WriteTransaction, event_id: &str) -> Result<Option<Registra
     get_reg(tx, &code)
 }
 
-pub(super) fn write_session(tx: &WriteTransaction, identity: &str, session: Option<&Session>) -> Result<()> {
-    write_session_bytes(tx, identity, session.map(encode).as_deref())
-}
-
 /// Saves (or removes) an already encoded session: callers encode before
 /// their job reaches the single writer thread, which is the bottleneck.
 pub(super) fn write_session_bytes(tx: &WriteTransaction, identity: &str, session: Option<&[u8]>) -> Result<()> {
@@ -161,7 +157,10 @@ fn enqueue(tx: &WriteTransaction, to: &str, kind: &str, text: Text, now: i64) ->
     Ok(id)
 }
 
-/// Records a sign-up (see [`Store::register`]), inside `tx`.
+/// Records a sign-up, inside `tx` (the turn's transaction). A seat is given
+/// only if the stored event has one free and nobody is waiting; otherwise
+/// the sign-up joins the waiting list. An event not in the store is
+/// [`RegisterOutcome::EventGone`].
 pub(super) fn register_in(tx: &WriteTransaction, new: &NewRegistration) -> Result<RegisterOutcome> {
     let existing = user_regs(tx, &new.user)?
         .into_iter()
@@ -207,7 +206,10 @@ pub(super) fn register_in(tx: &WriteTransaction, new: &NewRegistration) -> Resul
     Ok(outcome)
 }
 
-/// Cancels `user`'s registration `code` (see [`Store::cancel_registration`]), inside `tx`.
+/// Cancels `user`'s registration `code`, inside `tx` (the turn's
+/// transaction). Freed seats go to the first on the waiting list, in order,
+/// while seats are free; each is told through the outbox with
+/// `notice` (`{event}` and `{code}` filled in).
 pub(super) fn cancel_in(
     tx: &WriteTransaction,
     user: &str,
@@ -321,56 +323,6 @@ fn promotion_notice(template: &Text, ev: &Event, code: &str) -> Text {
 }
 
 impl Store {
-    /// Records a sign-up and saves `session` for its identity, in one
-    /// durable transaction. A seat is given only if the stored event has
-    /// one free and nobody is waiting; otherwise the sign-up joins the
-    /// waiting list. An event not in the store is [`RegisterOutcome::EventGone`].
-    pub fn register(&self, new: NewRegistration, session: Option<Session>) -> Result<RegisterOutcome> {
-        self.write(move |tx| {
-            let outcome = register_in(tx, &new)?;
-            write_session(tx, &new.user, session.as_ref())?;
-            Ok(outcome)
-        })
-    }
-
-    /// Cancels `user`'s registration `code` and saves `session`, in one
-    /// durable transaction. Freed seats go to the first on the waiting
-    /// list, in order, while seats are free; each is told through the
-    /// outbox with `promoted_text` (where `{event}` and `{code}` are
-    /// filled in).
-    pub fn cancel_registration(
-        &self,
-        user: &str,
-        code: &str,
-        now: i64,
-        promoted_text: Text,
-        session: Option<Session>,
-    ) -> Result<CancelOutcome> {
-        let (user, code) = (user.to_string(), code.to_string());
-        self.write(move |tx| {
-            write_session(tx, &user, session.as_ref())?;
-            cancel_in(tx, &user, &code, now, &promoted_text)
-        })
-    }
-
-    /// Saves a filled-in form and `session`, in one durable transaction.
-    /// Returns the entry's sequence number.
-    pub fn save_form(
-        &self,
-        form: &str,
-        user: &str,
-        values: BTreeMap<String, String>,
-        now: i64,
-        session: Option<Session>,
-    ) -> Result<u64> {
-        let (form, user) = (form.to_string(), user.to_string());
-        self.write(move |tx| {
-            let seq = save_form_in(tx, &form, &user, &values, now)?;
-            write_session(tx, &user, session.as_ref())?;
-            Ok(seq)
-        })
-    }
-
     /// Registrations, by event then sign-up order; of one event if given.
     pub fn registrations(&self, event: Option<&str>) -> Result<Vec<Registration>> {
         self.read(|r| {
@@ -424,7 +376,8 @@ impl Store {
     }
 
     /// How many people wait for a seat at an event.
-    pub fn waitlisted_count(&self, event_id: &str) -> Result<u32> {
+    #[cfg(test)]
+    pub(crate) fn waitlisted_count(&self, event_id: &str) -> Result<u32> {
         self.read(|r| {
             let t = r.open_table(EVENT_WAITLIST)?;
             Ok(t.range((event_id, 0)..=(event_id, u64::MAX))?.count() as u32)
@@ -457,7 +410,7 @@ fn user_regs(tx: &WriteTransaction, user: &str) -> Result<Vec<Registration>> {
 mod tests {
     use super::*;
     use crate::store::tests::{knowledge_with, opts, sign_up};
-    use crate::store::{ImportOptions, StoreError};
+    use crate::store::{ImportOptions, Session, StoreError};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();

@@ -135,6 +135,83 @@ impl Store {
     }
 }
 
+/// Shorthands for the store's own tests: one write of a session and an
+/// effect through the same path the bot uses ([`Store::commit_turn`]).
+#[cfg(test)]
+impl Store {
+    fn test_turn(
+        &self,
+        identity: &str,
+        now: i64,
+        session: Option<Session>,
+        effect: Option<Effect>,
+    ) -> Result<Option<EffectOutcome>> {
+        let turn = TurnWrite {
+            identity: identity.to_string(),
+            now,
+            session: Some(session),
+            durable: true,
+            effect,
+            message_id: None,
+            forget_before: 0,
+            subscriber: None,
+        };
+        Ok(self.commit_turn(turn, |_| Vec::new())?.0)
+    }
+
+    /// Saves (or, with `None`, removes) the session of `identity`, durably.
+    pub(crate) fn put_session(&self, identity: &str, session: Option<&Session>) -> Result<()> {
+        self.test_turn(identity, 0, session.cloned(), None).map(drop)
+    }
+
+    /// Records a sign-up and saves `session` for its identity.
+    pub(crate) fn register(&self, new: NewRegistration, session: Option<Session>) -> Result<RegisterOutcome> {
+        let (user, now) = (new.user.clone(), new.now);
+        match self.test_turn(&user, now, session, Some(Effect::Register(new)))? {
+            Some(EffectOutcome::Register(o)) => Ok(o),
+            other => unreachable!("a registration's outcome: {other:?}"),
+        }
+    }
+
+    /// Cancels `user`'s registration `code` and saves `session`.
+    pub(crate) fn cancel_registration(
+        &self,
+        user: &str,
+        code: &str,
+        now: i64,
+        notice: Text,
+        session: Option<Session>,
+    ) -> Result<CancelOutcome> {
+        let effect = Effect::CancelRegistration {
+            code: code.to_string(),
+            notice,
+        };
+        match self.test_turn(user, now, session, Some(effect))? {
+            Some(EffectOutcome::CancelRegistration(o)) => Ok(o),
+            other => unreachable!("a cancellation's outcome: {other:?}"),
+        }
+    }
+
+    /// Saves a filled-in form and `session`; returns its sequence number.
+    pub(crate) fn save_form(
+        &self,
+        form: &str,
+        user: &str,
+        values: BTreeMap<String, String>,
+        now: i64,
+        session: Option<Session>,
+    ) -> Result<u64> {
+        let effect = Effect::SaveForm {
+            form: form.to_string(),
+            values,
+        };
+        match self.test_turn(user, now, session, Some(effect))? {
+            Some(EffectOutcome::SaveForm(seq)) => Ok(seq),
+            other => unreachable!("a form's outcome: {other:?}"),
+        }
+    }
+}
+
 /// What a committed turn came to: the effect's outcome and the replies.
 pub type TurnDone = (Option<EffectOutcome>, Vec<Reply>);
 
