@@ -160,6 +160,15 @@ struct Decision {
 }
 
 impl Decision {
+    /// A dialog's step; a dialog message ends any list that was shown.
+    fn step(step: Box<dialog::Step>, session: &mut Session) -> Decision {
+        session.more = None;
+        Decision {
+            replies: step.replies,
+            finish: step.finish,
+        }
+    }
+
     fn reply(text: String) -> Decision {
         Decision {
             replies: vec![Reply::text(text)],
@@ -340,16 +349,18 @@ impl Bot {
         if let Some(limited) = self.rate_limit(msg, at, fallback_lang) {
             return Processed::Done(limited);
         }
-        let before = match self.store.session(msg.identity.as_str()) {
+        let mut before = match self.store.session(msg.identity.as_str()) {
             Ok(s) => s,
             Err(e) => return Processed::Done(self.unavailable(fallback_lang, &e)),
         };
-        let mut session = before.clone().unwrap_or_default();
-        if let Some(lists) = &self.lists
-            && let Some(l) = lists.lock().unwrap_or_else(|e| e.into_inner()).lang(&msg.identity)
-        {
-            session.lang = Some(l); // newer than the store's (see carry_out)
+        if let (Some(lists), Some(stored)) = (&self.lists, before.as_mut()) {
+            // Serving: the rest of the last list and a language switch live
+            // in memory, newer than what the store has (see `carry_out`).
+            let lists = lists.lock().unwrap_or_else(|e| e.into_inner());
+            stored.more = lists.get(&msg.identity);
+            stored.lang = lists.lang(&msg.identity).or(stored.lang);
         }
+        let mut session = before.clone().unwrap_or_default();
         let lang = match &msg.input {
             Input::Text(t) => Lang::detect_or(t, session.lang),
             _ => session.lang.unwrap_or(Lang::Zh),
@@ -450,25 +461,17 @@ impl Bot {
         };
         let first_contact = before.is_none();
         let mut before = before.unwrap_or_default();
-        if let Some(lists) = &self.lists {
-            // Serving: the rest of a list lives in memory, not in the store.
-            let kept = lists.lock().unwrap_or_else(|e| e.into_inner()).get(&msg.identity);
-            before.more = kept.clone();
-            session.more = kept;
-        }
         let decision = self.decide(&ctx, msg, &mut session)?;
         let mut memory = MemoryUpdate::default();
-        if let Some(lists) = &self.lists {
-            if before.more != session.more {
-                memory.more = Some(session.more.take());
-                before.more = None;
+        if self.lists.is_some() {
+            // Serving: the rest of a list never goes to the store.
+            let (was, now) = (before.more.take(), session.more.take());
+            if was != now {
+                memory.more = Some(now);
             }
             // A language switch alone is kept in memory too, and saved with
             // the identity's next durable change (the store has the one it
             // first wrote until then).
-            if let Some(l) = lists.lock().unwrap_or_else(|e| e.into_inner()).lang(&msg.identity) {
-                before.lang = Some(l);
-            }
             if before.lang != session.lang && !first_contact {
                 memory.lang = session.lang;
                 before.lang = session.lang;
@@ -576,13 +579,7 @@ impl Bot {
             Input::Start { payload: None } | Input::Subscribe { scene: None } => return Ok(help()),
         };
         Ok(match dialog::handle(&self.dialogs, &turn, session, said)? {
-            dialog::Outcome::Step(step) => {
-                session.more = None;
-                Decision {
-                    replies: step.replies,
-                    finish: step.finish,
-                }
-            }
+            dialog::Outcome::Step(step) => Decision::step(step, session),
             // A link no dialog knows: greet.
             dialog::Outcome::NotMine => help(),
         })
@@ -602,13 +599,7 @@ impl Bot {
         let q = Query::new(text);
         Ok(
             match dialog::handle(&self.dialogs, turn, session, Said::Text(text, &q))? {
-                dialog::Outcome::Step(step) => {
-                    session.more = None;
-                    Decision {
-                        replies: step.replies,
-                        finish: step.finish,
-                    }
-                }
+                dialog::Outcome::Step(step) => Decision::step(step, session),
                 dialog::Outcome::NotMine if self.phrases.intents.more.is_whole(&q) => {
                     Decision::reply(answer::more(ctx, session)?)
                 }
