@@ -87,8 +87,8 @@ pub struct Shared {
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub tasks: Tasks,
-    /// WeChat access tokens fetched so far (0 when WeChat is off).
-    pub token_refreshes: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// The WeChat API client, whose token refreshes `/metrics` reports.
+    pub wechat_api: Option<Arc<channels::wechat::api::Api>>,
 }
 
 /// Whether a channel is on, and why not.
@@ -127,11 +127,10 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
         detail: "the chat page at /".into(),
     });
 
-    let mut token_refreshes: Box<dyn Fn() -> u64 + Send + Sync> = Box::new(|| 0);
+    let mut wechat_api = None;
     match channels::wechat::Wechat::from_config(&config.wechat, bot.clone(), metrics.clone(), tasks.clone()) {
         Ok(Some(wechat)) => {
-            let api = wechat.api();
-            token_refreshes = Box::new(move || api.as_ref().map_or(0, |a| a.token_refreshes()));
+            wechat_api = wechat.api();
             statuses.push(ChannelStatus {
                 name: "wechat",
                 on: true,
@@ -169,7 +168,7 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
         config,
         metrics,
         tasks,
-        token_refreshes,
+        wechat_api,
     });
     let ops = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -254,7 +253,9 @@ async fn count_web_messages(State(metrics): State<Arc<Metrics>>, req: Request, n
 }
 
 async fn metrics_text(State(s): State<Arc<Shared>>) -> Response {
-    let body = s.metrics.render(s.bot.stats(), (s.token_refreshes)());
+    let body = s
+        .metrics
+        .render(s.bot.stats(), s.wechat_api.as_ref().map_or(0, |a| a.token_refreshes()));
     (
         [(
             header::CONTENT_TYPE,
