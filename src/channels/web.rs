@@ -259,7 +259,7 @@ impl Web {
         })?;
         let store = self.bot.store().clone();
         let issued = id.clone();
-        let now = unix_now();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
         match tokio::task::spawn_blocking(move || store.issue_web_session(&issued, now)).await {
             Ok(Ok(())) => Ok(id),
             Ok(Err(e)) => {
@@ -385,12 +385,6 @@ fn random_hex() -> Result<String, getrandom::Error> {
 /// Whether `id` has the form of an issued session id.
 fn is_session_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

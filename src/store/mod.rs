@@ -681,15 +681,13 @@ fn import_in(w: &redb::WriteTransaction, k: &Knowledge, opts: &ImportOptions) ->
             });
         }
     }
-    stats.promoted = registrations::promote_all(w, &opts.promotion_notice, now())?;
+    stats.promoted = registrations::promote_all(
+        w,
+        &opts.promotion_notice,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    )?;
     w.open_table(META)?.insert("knowledge_loaded", 1)?;
     Ok(stats)
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Writes `items` (id, encoded record) into one knowledge table; with

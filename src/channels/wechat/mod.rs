@@ -179,7 +179,7 @@ fn signed(s: &WechatState, p: &Params) -> bool {
     let fresh = s.max_skew == 0
         || p.timestamp
             .parse::<i64>()
-            .is_ok_and(|t| (now_secs() - t).abs() <= s.max_skew);
+            .is_ok_and(|t| (time::OffsetDateTime::now_utc().unix_timestamp() - t).abs() <= s.max_skew);
     fresh && crypto::verify(&crypto::signature(&s.token, &p.timestamp, &p.nonce), &p.signature)
 }
 
@@ -316,11 +316,12 @@ async fn receive(State(s): State<Arc<WechatState>>, Query(p): Query<Params>, bod
 impl WechatState {
     /// The passive text reply, encrypted in safe mode.
     fn passive(&self, text: &str, push: &Push, p: &Params, safe: bool) -> Response {
-        let reply = xml::text_reply(&push.from, &push.to, now_secs(), text);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let reply = xml::text_reply(&push.from, &push.to, now, text);
         match (&self.cipher, safe) {
             (Some(cipher), true) => {
                 let encrypt = cipher.encrypt(&reply);
-                let timestamp = now_secs().to_string();
+                let timestamp = now.to_string();
                 let signature = crypto::msg_signature(&self.token, &timestamp, &p.nonce, &encrypt);
                 xml_response(xml::encrypted_reply(&encrypt, &signature, &timestamp, &p.nonce))
             }
@@ -339,12 +340,6 @@ impl WechatState {
 
 fn xml_response(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/xml; charset=utf-8")], body).into_response()
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// What a push means for the core; `None` for events it has no use for
