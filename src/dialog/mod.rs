@@ -494,12 +494,12 @@ fn read(st: &State, turn: &Turn, said: Answer, shown: &[String], preset: bool) -
     let Some(input) = &st.input else {
         return Ok(Read::Unclear(Refusal::new("input_bad_choice").with("count", 0)));
     };
-    let text = match said {
-        Answer::Text(text, _) => text,
+    let (text, query) = match said {
+        Answer::Text(text, q) => (text, Some(q)),
         Answer::Choice(_) if !matches!(input, Input::Choice(_)) => {
             return Ok(Read::Unclear(Refusal::new("choice_stale")));
         }
-        Answer::Choice(_) => "",
+        Answer::Choice(_) => ("", None),
     };
     let plain = |r: Result<String, Refusal>| match r {
         Ok(v) => Read::Value(v, None),
@@ -511,11 +511,10 @@ fn read(st: &State, turn: &Turn, said: Answer, shown: &[String], preset: bool) -
         Input::Email => plain(input::email(text)),
         Input::Number { min, max } => plain(input::number(text, *min, *max)),
         Input::YesNo => {
-            let q = Query::new(text);
             let intents = &turn.ctx.phrases.intents;
-            if intents.yes.is_whole(&q) {
+            if query.is_some_and(|q| intents.yes.is_whole(q)) {
                 Read::Value("yes".into(), None)
-            } else if intents.no.is_whole(&q) {
+            } else if query.is_some_and(|q| intents.no.is_whole(q)) {
                 Read::Value("no".into(), None)
             } else {
                 Read::Unclear(Refusal::new("input_bad_yes_no"))
