@@ -87,10 +87,18 @@ pub enum SubscriberChange {
 }
 
 /// The replies sent for one message, as stored.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct HandledRecord {
     at: i64,
     replies: Vec<Reply>,
+}
+
+/// A [`HandledRecord`] to write, borrowing its replies (encoded on the
+/// writer thread: no copy of them first).
+#[derive(Serialize)]
+struct HandledRecordRef<'a> {
+    at: i64,
+    replies: &'a [Reply],
 }
 
 impl Store {
@@ -290,10 +298,7 @@ fn apply(tx: &WriteTransaction, turn: &TurnWrite, effect: &Effect) -> Result<Eff
 }
 
 fn record(tx: &WriteTransaction, identity: &str, message_id: &str, now: i64, replies: &[Reply]) -> Result<()> {
-    let rec = HandledRecord {
-        at: now,
-        replies: replies.to_vec(),
-    };
+    let rec = HandledRecordRef { at: now, replies };
     let old = tx
         .open_table(HANDLED)?
         .insert((identity, message_id), encode(&rec).as_slice())?
