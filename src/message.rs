@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::knowledge::Lang;
+
 /// The chat platforms parkbot speaks on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -131,12 +133,17 @@ pub struct Inbound {
     /// update id…): a message seen again with the same id is a retry.
     pub message_id: Option<String>,
     pub input: Input,
+    /// The language the person's platform reports (Telegram's
+    /// `language_code`), if any: it sets a new conversation's language
+    /// until the person's own words say otherwise.
+    pub lang: Option<Lang>,
 }
 
 impl Inbound {
     /// A typed message without a platform id.
     pub fn text(identity: Identity, text: impl Into<String>) -> Inbound {
         Inbound {
+            lang: None,
             identity,
             message_id: None,
             input: Input::Text(text.into()),

@@ -71,10 +71,21 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("choices_more", &["rest"]),
     ("too_fast", &[]),
     ("unsupported_message", &[]),
+    ("language_choose", &[]),
+    ("language_set", &[]),
+    ("language_zh", &[]),
+    ("language_en", &[]),
+    ("telegram_command_start", &[]),
+    ("telegram_command_help", &[]),
+    ("telegram_command_events", &[]),
+    ("telegram_command_signup", &[]),
+    ("telegram_command_my", &[]),
+    ("telegram_command_cancel", &[]),
+    ("telegram_command_lang", &[]),
 ];
 
 const INTENTS: &[&str] = &[
-    "greeting", "help", "more", "events", "fields", "cancel", "back", "yes", "no",
+    "greeting", "help", "more", "events", "fields", "cancel", "back", "yes", "no", "language",
 ];
 
 #[derive(Deserialize)]
@@ -106,6 +117,7 @@ pub struct Intents {
     pub back: PhraseSet,
     pub yes: PhraseSet,
     pub no: PhraseSet,
+    pub language: PhraseSet,
 }
 
 /// The checked phrasebook.
@@ -215,6 +227,7 @@ impl Phrasebook {
                 back: set("back"),
                 yes: set("yes"),
                 no: set("no"),
+                language: set("language"),
             },
             texts: raw.text,
             datetime: raw.calendar.datetime,

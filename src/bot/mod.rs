@@ -361,9 +361,12 @@ impl Bot {
             stored.lang = lists.lang(&msg.identity).or(stored.lang);
         }
         let mut session = before.clone().unwrap_or_default();
+        // The conversation's language; a new one starts in the language the
+        // platform reports, until the person's own words say otherwise.
+        let known = session.lang.or(msg.lang);
         let lang = match &msg.input {
-            Input::Text(t) => Lang::detect_or(t, session.lang),
-            _ => session.lang.unwrap_or(Lang::Zh),
+            Input::Text(t) => Lang::detect_or(t, known),
+            _ => known.unwrap_or(Lang::Zh),
         };
         session.lang = Some(lang);
         match self.carry_out(msg, before, session, now, lang) {
@@ -574,7 +577,11 @@ impl Bot {
                     finish: None,
                 });
             }
-            Input::Choice(value) => Said::Choice(value),
+            Input::Choice(value) => match value.strip_prefix(LANG_CHOICE).map(Lang::parse) {
+                Some(Some(lang)) => return Ok(self.switch_language(session, lang)),
+                Some(None) => return Ok(Decision::reply(ctx.t("choice_stale", &[]))),
+                None => Said::Choice(value),
+            },
             Input::Start { payload: Some(p) } | Input::Subscribe { scene: Some(p) } => Said::Link(p),
             Input::Start { payload: None } | Input::Subscribe { scene: None } => return Ok(help()),
         };
@@ -597,6 +604,12 @@ impl Bot {
             return Ok(Decision::reply(ctx.t("message_too_long", &[("max", &max.to_string())])));
         }
         let q = Query::new(text);
+        if let Some(asked) = self.language_request(&q, text) {
+            return Ok(match asked {
+                Some(lang) => self.switch_language(session, lang),
+                None => self.offer_languages(ctx),
+            });
+        }
         Ok(
             match dialog::handle(&self.dialogs, turn, session, Said::Text(text, &q))? {
                 dialog::Outcome::Step(step) => Decision::step(step, session),
@@ -610,6 +623,79 @@ impl Bot {
                 }
             },
         )
+    }
+
+    /// A language switch: `Some(None)` for the command alone ("/lang",
+    /// "语言": offer both), `Some(Some(lang))` with a language named after
+    /// it ("/lang en", "/lang 中文").
+    fn language_request(&self, q: &Query, text: &str) -> Option<Option<Lang>> {
+        let intent = &self.phrases.intents.language;
+        if intent.is_whole(q) {
+            return Some(None);
+        }
+        let (command, rest) = text.trim().split_once(char::is_whitespace)?;
+        if !intent.is_whole(&Query::new(command)) {
+            return None;
+        }
+        let rest = rest.trim();
+        [Lang::Zh, Lang::En]
+            .into_iter()
+            .find(|&l| {
+                rest.eq_ignore_ascii_case(l.code())
+                    || [Lang::Zh, Lang::En]
+                        .iter()
+                        .any(|&shown| rest.eq_ignore_ascii_case(&self.phrases.t(language_name(l), shown, &[])))
+            })
+            .map(Some)
+    }
+
+    /// Both languages as choices, the question in both.
+    fn offer_languages(&self, ctx: &Ctx) -> Decision {
+        let choices = [Lang::Zh, Lang::En]
+            .into_iter()
+            .map(|l| crate::message::Choice {
+                value: format!("{LANG_CHOICE}{}", l.code()),
+                label: self.phrases.t(language_name(l), l, &[]),
+            })
+            .collect();
+        Decision {
+            replies: vec![Reply {
+                text: ctx.t("language_choose", &[]),
+                choices,
+            }],
+            finish: None,
+        }
+    }
+
+    /// The conversation goes on in `lang` (saved with the session; what
+    /// the person types still decides each answer's language).
+    fn switch_language(&self, session: &mut Session, lang: Lang) -> Decision {
+        session.lang = Some(lang);
+        Decision::reply(self.phrases.t("language_set", lang, &[]))
+    }
+
+    /// Records that the platform refused a message to `who` because they
+    /// blocked the bot (Telegram's 403): no longer a subscriber, until they
+    /// start the bot again. Durable when it returns.
+    pub async fn record_blocked(&self, who: &Identity) -> Result<(), StoreError> {
+        let now = (self.clock)().unix_timestamp();
+        let write = TurnWrite {
+            identity: who.as_str().to_string(),
+            now,
+            session: None,
+            durable: true,
+            effect: None,
+            message_id: None,
+            forget_before: now - self.settings.retry_window_secs,
+            subscriber: Some(SubscriberChange::Blocked),
+        };
+        self.store.commit_turn_later(write, |_| Vec::new())?.await.map(|_| ())
+    }
+
+    /// The bot's wording (channels use it for their own texts, such as
+    /// Telegram's command menu).
+    pub fn phrases(&self) -> &Phrasebook {
+        &self.phrases
     }
 
     /// A readable account of how the knowledge ranks for `text`: the terms,
@@ -670,11 +756,23 @@ fn log_outcome(who: &Identity, outcome: Option<&crate::store::EffectOutcome>) {
     }
 }
 
+/// The value of a language button: this prefix and the language's code
+/// (a `+` value is the core's own, never a dialog option's).
+const LANG_CHOICE: &str = "+lang:";
+
+/// The phrasebook key of a language's own name.
+fn language_name(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Zh => "language_zh",
+        Lang::En => "language_en",
+    }
+}
+
 /// The language of a message before its session is known.
 fn first_lang(msg: &Inbound) -> Lang {
     match &msg.input {
-        Input::Text(t) => Lang::detect(t),
-        _ => Lang::Zh,
+        Input::Text(t) => Lang::detect_or(t, msg.lang),
+        _ => msg.lang.unwrap_or(Lang::Zh),
     }
 }
 

@@ -199,6 +199,7 @@ async fn typed_text_is_never_a_payload_or_an_option_value() {
     let r = f
         .bot
         .handle(Inbound {
+            lang: None,
             identity: Identity::console("v"),
             message_id: None,
             input: Input::Start {
@@ -214,6 +215,7 @@ async fn typed_text_is_never_a_payload_or_an_option_value() {
     let r = f
         .bot
         .handle(Inbound {
+            lang: None,
             identity: Identity::console("w"),
             message_id: None,
             input: Input::Choice("e3".into()),
@@ -293,6 +295,7 @@ async fn menu_clicks_unsubscribe_and_stale_buttons() {
     );
     let who = Identity::console("m");
     let msg = |input| Inbound {
+        lang: None,
         identity: who.clone(),
         message_id: None,
         input,
@@ -370,6 +373,7 @@ async fn subscribers_are_recorded_and_fast_senders_limited() {
     );
     let wechat = |id: &str| Identity::new(Channel::Wechat, id).unwrap();
     let follow = Inbound {
+        lang: None,
         identity: wechat("o1"),
         message_id: None,
         input: Input::Subscribe {
@@ -384,6 +388,7 @@ async fn subscribers_are_recorded_and_fast_senders_limited() {
         ["wechat:o1", "wechat:o2"]
     );
     let gone = Inbound {
+        lang: None,
         identity: wechat("o2"),
         message_id: None,
         input: Input::Unsubscribe,
@@ -437,10 +442,85 @@ async fn serving_keeps_lists_and_a_language_switch_in_memory() {
     assert_eq!(bot.store().session("console:m").unwrap().unwrap().lang, Some(Lang::En));
     let r = bot
         .handle(Inbound {
+            lang: None,
             identity: Identity::console("m"),
             message_id: None,
             input: Input::Start { payload: None },
         })
         .await;
     assert!(r[0].text.starts_with("您好"), "{r:?}");
+}
+
+#[tokio::test]
+async fn the_platforms_language_starts_a_conversation_until_words_say_otherwise() {
+    let f = fixture(1);
+    let msg = |who: &str, input: Input, lang: Option<Lang>| Inbound {
+        lang,
+        identity: Identity::new(Channel::Telegram, who).unwrap(),
+        message_id: None,
+        input,
+    };
+    // A start with no words of its own: the platform's language.
+    let r = f
+        .bot
+        .handle(msg("1", Input::Start { payload: None }, Some(Lang::En)))
+        .await;
+    assert!(r[0].text.starts_with("Hello"), "{r:?}");
+    let r = f.bot.handle(msg("2", Input::Start { payload: None }, None)).await;
+    assert!(r[0].text.starts_with("您好"), "Chinese by default: {r:?}");
+    // Words win over the hint; a number alone keeps the conversation's.
+    let r = f.bot.handle(msg("1", Input::Text("活动".into()), Some(Lang::En))).await;
+    assert!(r[0].text.contains("沙龙第1场"), "{r:?}");
+    let r = f
+        .bot
+        .handle(msg("3", Input::Text("12345".into()), Some(Lang::En)))
+        .await;
+    assert!(r[0].text.contains("Sorry") || r[0].text.contains("Hello"), "{r:?}");
+}
+
+#[tokio::test]
+async fn lang_offers_both_languages_and_a_choice_or_a_name_switches() {
+    let f = fixture(1);
+    let who = Identity::new(Channel::Telegram, "5").unwrap();
+    let msg = |input: Input| Inbound {
+        lang: None,
+        identity: who.clone(),
+        message_id: None,
+        input,
+    };
+    let r = f.bot.handle(msg(Input::Text("/lang".into()))).await;
+    let values: Vec<&str> = r[0].choices.iter().map(|c| c.value.as_str()).collect();
+    assert_eq!(values, ["+lang:zh", "+lang:en"], "{r:?}");
+    assert_eq!(r[0].choices[0].label, "中文");
+    let r = f.bot.handle(msg(Input::Choice("+lang:en".into()))).await;
+    assert!(r[0].text.contains("English"), "{r:?}");
+    // Messages without words of their own now speak English.
+    let r = f.bot.handle(msg(Input::Start { payload: None })).await;
+    assert!(r[0].text.starts_with("Hello"), "{r:?}");
+    let r = f.bot.handle(msg(Input::Text("/lang 中文".into()))).await;
+    assert!(r[0].text.contains("中文"), "{r:?}");
+    let r = f.bot.handle(msg(Input::Start { payload: None })).await;
+    assert!(r[0].text.starts_with("您好"), "{r:?}");
+    let r = f.bot.handle(msg(Input::Text("/lang en".into()))).await;
+    assert!(r[0].text.starts_with("OK"), "{r:?}");
+    // A language the bot does not speak is a stale button, not a switch.
+    let r = f.bot.handle(msg(Input::Choice("+lang:fr".into()))).await;
+    assert!(r[0].text.contains("no longer active"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_blocked_person_is_no_subscriber_until_they_start_again() {
+    let f = fixture(1);
+    let who = Identity::new(Channel::Telegram, "6").unwrap();
+    f.bot.handle(Inbound::text(who.clone(), "hi")).await;
+    f.bot.record_blocked(&who).await.unwrap();
+    let s = f.bot.store().subscriber(who.as_str()).unwrap().unwrap();
+    assert!(s.blocked && !s.subscribed, "{s:?}");
+    let back = Inbound {
+        input: Input::Start { payload: None },
+        ..Inbound::text(who.clone(), "")
+    };
+    f.bot.handle(back).await;
+    let s = f.bot.store().subscriber(who.as_str()).unwrap().unwrap();
+    assert!(!s.blocked && s.subscribed, "{s:?}");
 }

@@ -60,6 +60,7 @@ impl Console {
     /// Sends one line and prints the replies.
     pub fn ask(&self, line: &str, out: &mut impl Write) -> Result<()> {
         let msg = Inbound {
+            lang: None,
             identity: self.identity.clone(),
             message_id: None,
             input: input(line),

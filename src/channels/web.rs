@@ -184,6 +184,7 @@ async fn chat(State(web): State<Arc<Web>>, req: Request) -> Response {
         return error(StatusCode::UNAUTHORIZED, "unknown session");
     };
     let replies = web.bot.handle(Inbound {
+        lang: None,
         identity,
         message_id: None,
         input,

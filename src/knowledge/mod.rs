@@ -38,6 +38,15 @@ impl Lang {
         }
     }
 
+    /// The language with this code (`zh`, `en`).
+    pub fn parse(code: &str) -> Option<Lang> {
+        match code {
+            "zh" => Some(Lang::Zh),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Lang::Zh => "zh",

@@ -150,4 +150,8 @@ pub struct Subscriber {
     pub since: i64,
     /// Unix seconds of the last change.
     pub updated_at: i64,
+    /// The platform refused a message because the person blocked the bot
+    /// (Telegram's 403); cleared when they start it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
 }

@@ -84,6 +84,9 @@ pub enum SubscriberChange {
     FirstContact,
     /// Unfollowed or opted out.
     Unsubscribe,
+    /// The platform says the person blocked the bot: not a subscriber
+    /// until they start it again.
+    Blocked,
 }
 
 /// The replies sent for one message, as stored.
@@ -267,18 +270,21 @@ fn write_subscriber(tx: &WriteTransaction, identity: &str, change: &SubscriberCh
             scene: None,
             since: now,
             updated_at: now,
+            blocked: false,
         },
         (SubscriberChange::Subscribe { scene }, old) => Subscriber {
             subscribed: true,
             scene: scene.clone().or(old.as_ref().and_then(|o| o.scene.clone())),
             since: old.as_ref().filter(|o| o.subscribed).map_or(now, |o| o.since),
             updated_at: now,
+            blocked: false,
         },
-        (SubscriberChange::Unsubscribe, old) => Subscriber {
+        (change @ (SubscriberChange::Unsubscribe | SubscriberChange::Blocked), old) => Subscriber {
             subscribed: false,
             scene: old.as_ref().and_then(|o| o.scene.clone()),
             since: old.as_ref().map_or(now, |o| o.since),
             updated_at: now,
+            blocked: *change == SubscriberChange::Blocked,
         },
     };
     t.insert(identity, encode(&new).as_slice())?;

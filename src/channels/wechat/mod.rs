@@ -261,6 +261,7 @@ async fn receive(State(s): State<Arc<WechatState>>, Query(p): Query<Params>, bod
         return s.again(sent, &push, &p, safe);
     }
     let msg = Inbound {
+        lang: None,
         identity: identity.clone(),
         message_id: Some(key.clone()),
         input,
