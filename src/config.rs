@@ -370,8 +370,15 @@ impl Config {
             p.push("`telegram.token` must be set when `telegram.enabled` is true".into());
         }
         if self.telegram.enabled && self.telegram.mode == "webhook" {
-            if self.telegram.webhook_secret.is_empty() {
+            let secret = &self.telegram.webhook_secret;
+            if secret.is_empty() {
                 p.push("`telegram.webhook_secret` must be set in webhook mode".into());
+            } else if secret.len() > 256
+                || !secret
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                p.push("`telegram.webhook_secret` must be 1 to 256 of A-Z, a-z, 0-9, _ and - (Telegram's rule)".into());
             }
             if !self.telegram.webhook_url.starts_with("https://") {
                 p.push("`telegram.webhook_url` must be an https:// URL in webhook mode".into());
@@ -633,6 +640,17 @@ mod tests {
             e.contains("`announce.wechat_per_second` = 0 is out of range: allowed 1..=1000"),
             "{e}"
         );
+        let webhook = |secret: &str| {
+            load(&format!(
+                "[telegram]\nenabled = true\ntoken = \"1:x\"\nmode = \"webhook\"\n\
+                 webhook_url = \"https://bot.example.org/telegram\"\nwebhook_secret = \"{secret}\"\n"
+            ))
+        };
+        let e = webhook("has spaces!").unwrap_err().to_string();
+        assert!(e.contains("`telegram.webhook_secret` must be 1 to 256 of"), "{e}");
+        assert!(webhook("Good_secret-1").is_ok());
+        let e = load("[telegram]\nmode = \"push\"\n").unwrap_err().to_string();
+        assert!(e.contains("`telegram.mode`"), "{e}");
         let e = load("[dialogs]\ntimeout_minutes = -5\n").unwrap_err().to_string();
         assert!(
             e.contains("`dialogs.timeout_minutes` = -5 is out of range: allowed 1..=10080"),

@@ -219,7 +219,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let db = cli.db.as_deref();
     match cli.command {
         Command::Check => {
-            let problems = app::check(&config);
+            let app::Checked { problems, notes } = app::check(&config);
+            for n in &notes {
+                eprintln!("note: {n}");
+            }
             if problems.is_empty() {
                 println!(
                     "ok: configuration ({}), dialogs and seed knowledge are valid",

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub wechat_late_failed: AtomicU64,
     /// Requests refused: bad signature, broken body, too large…
     pub rejected_requests: AtomicU64,
+    /// Telegram: messages sent, and sends that failed.
+    pub telegram_sent: AtomicU64,
+    pub telegram_failed: AtomicU64,
 }
 
 fn index(c: Channel) -> usize {
@@ -89,7 +92,7 @@ impl Metrics {
             let _ = writeln!(out, "parkbot_reply_seconds_sum{{channel=\"{ch}\"}} {sum}");
             let _ = writeln!(out, "parkbot_reply_seconds_count{{channel=\"{ch}\"}} {cumulative}");
         }
-        let counters: [(&str, &str, u64); 8] = [
+        let counters: [(&str, &str, u64); 10] = [
             (
                 "parkbot_wechat_deadline_fallbacks_total",
                 "WeChat replies that missed the reply budget: \"success\" at once, the answer sent later.",
@@ -109,6 +112,16 @@ impl Metrics {
                 "parkbot_wechat_token_refreshes_total",
                 "WeChat access tokens fetched.",
                 token_refreshes,
+            ),
+            (
+                "parkbot_telegram_sent_total",
+                "Messages sent to Telegram (answers, and announcements through the same path).",
+                self.telegram_sent.load(Relaxed),
+            ),
+            (
+                "parkbot_telegram_send_failed_total",
+                "Telegram sends that failed (blocked by the person, bad chat, network…).",
+                self.telegram_failed.load(Relaxed),
             ),
             (
                 "parkbot_retries_recognised_total",

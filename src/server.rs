@@ -1,6 +1,7 @@
 //! The HTTP server of `parkbot serve`: one axum router with every enabled
 //! channel (`/` and `/api/chat` for the web page, `/wechat`), the admin API
-//! (`/admin/*`), `/metrics` and `/healthz`. It knows the channels only by
+//! (`/admin/*`), `/metrics` and `/healthz`, and Telegram (polling, or its
+//! webhook at `/telegram`). It knows the channels only by
 //! their routers, nothing of their protocols.
 //!
 //! [`run`] takes its listener and a shutdown future, so tests pass port 0
@@ -89,6 +90,9 @@ pub struct Shared {
     pub tasks: Tasks,
     /// The WeChat API client, whose token refreshes `/metrics` reports.
     pub wechat_api: Option<Arc<channels::wechat::api::Api>>,
+    /// The Telegram channel, started by [`run`] (it polls or registers
+    /// its webhook in the background).
+    pub telegram: Option<Arc<channels::telegram::Telegram>>,
 }
 
 /// Whether a channel is on, and why not.
@@ -153,15 +157,38 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
             detail: why,
         }),
     }
-    statuses.push(ChannelStatus {
-        name: "telegram",
-        on: false,
-        detail: if config.telegram.enabled {
-            "not built into this version yet".into()
-        } else {
-            "not enabled ([telegram] enabled = false)".into()
-        },
-    });
+    let mut telegram = None;
+    match channels::telegram::Telegram::from_config(
+        &config.telegram,
+        config.announce.telegram_per_second,
+        bot.clone(),
+        metrics.clone(),
+        tasks.clone(),
+    ) {
+        Ok(Some(t)) => {
+            statuses.push(ChannelStatus {
+                name: "telegram",
+                on: true,
+                detail: t.describe(),
+            });
+            app = app.merge(t.router());
+            telegram = Some(Arc::new(t));
+        }
+        Ok(None) => statuses.push(ChannelStatus {
+            name: "telegram",
+            on: false,
+            detail: if config.telegram.token.is_empty() {
+                "no token ([telegram] token / PARKBOT_TELEGRAM__TOKEN)".into()
+            } else {
+                "not enabled ([telegram] enabled = false)".into()
+            },
+        }),
+        Err(why) => statuses.push(ChannelStatus {
+            name: "telegram",
+            on: false,
+            detail: why,
+        }),
+    }
 
     let shared = Arc::new(Shared {
         bot,
@@ -169,6 +196,7 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
         metrics,
         tasks,
         wechat_api,
+        telegram,
     });
     let ops = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -194,9 +222,23 @@ pub async fn run(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Channels that run beside the server (Telegram's polling) stop when
+    // the server starts shutting down.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let background = shared
+        .telegram
+        .clone()
+        .map(|t| tokio::spawn(async move { t.run(stopping).await }));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
+    if let Some(b) = background {
+        let _ = b.await;
+    }
     let left = shared.tasks.drain(DRAIN).await;
     if left > 0 {
         tracing::warn!(left, "shutdown: background sends still running were abandoned");

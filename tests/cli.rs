@@ -1,6 +1,6 @@
 //! The command line: help, configuration errors, `check`, `ask` and `chat`.
 
-use crate::util::{Sandbox, repo};
+use crate::util::{Run, Sandbox, repo};
 
 #[test]
 fn help_lists_the_commands() {
@@ -346,4 +346,35 @@ fn registrations_csv_is_quoted_and_defused() {
     assert_eq!(&rows[0][4], format!("'{org}"), "{csv}");
     assert_eq!(&rows[0][5], "13812345678");
     assert_eq!(&rows[0][6], "console:csv");
+}
+
+#[test]
+fn check_names_events_too_long_for_a_telegram_deep_link() {
+    let s = Sandbox::new();
+    let id = format!("forum-{}", "x".repeat(55));
+    s.write(
+        "data/park.toml",
+        &format!(
+            "[[event]]\nid = \"{id}\"\ntitle = \"Forum\"\nstarts_at = \"2027-01-01T09:00:00+08:00\"\n\
+             venue = \"Hall\"\n"
+        ),
+    );
+    // Telegram off: a note, and the check passes.
+    let r = s.ok(&["check"]);
+    assert!(
+        r.stderr
+            .contains(&format!("note: event \"{id}\": no Telegram sign-up link")),
+        "{}",
+        r.stderr
+    );
+    // Telegram on: a problem.
+    let r = Run::from(
+        s.cmd(&["check"])
+            .env("PARKBOT_TELEGRAM__ENABLED", "true")
+            .env("PARKBOT_TELEGRAM__TOKEN", "1:x")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("allows 1 to 64"), "{}", r.stderr);
 }

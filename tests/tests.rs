@@ -13,5 +13,6 @@ mod faults;
 mod knowledge;
 mod qa;
 mod store;
+mod telegram;
 mod web;
 mod wechat;

@@ -190,15 +190,7 @@ async fn a_sign_up_in_safe_mode_with_a_retry_is_applied_once() {
     assert_eq!(csv.lines().count(), 2, "one registration: {csv}");
     assert!(csv.contains(&format!("wechat:{who}")), "{csv}");
 
-    let metrics = s
-        .client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("parkbot_messages_total{channel=\"wechat\"} 7"),
         "{metrics}"

@@ -226,10 +226,20 @@ pub fn load_dialogs(dialogs: &DialogsConfig) -> std::result::Result<Dialogs, Vec
     Dialogs::load(&dialog_files(dialogs)?)
 }
 
+/// What `parkbot check` found: problems fail the check, notes do not.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub problems: Vec<String>,
+    pub notes: Vec<String>,
+}
+
 /// Every problem in the configuration's dialogs and seed knowledge
-/// (the configuration itself was checked when it loaded).
-pub fn check(config: &Config) -> Vec<String> {
+/// (the configuration itself was checked when it loaded), and what a
+/// channel cannot carry: an event whose id does not fit a Telegram deep
+/// link is a problem when Telegram is on, a note otherwise.
+pub fn check(config: &Config) -> Checked {
     let mut problems = Vec::new();
+    let mut notes = Vec::new();
     match dialog_files(&config.dialogs) {
         // A missing folder is said once, not once per loader.
         Err(p) => problems.extend(p),
@@ -242,8 +252,20 @@ pub fn check(config: &Config) -> Vec<String> {
             }
         }
     }
-    if let Err(errs) = load_knowledge_files(&config.knowledge.seed, &HashSet::new()) {
-        problems.extend(errs.iter().map(ToString::to_string));
+    match load_knowledge_files(&config.knowledge.seed, &HashSet::new()) {
+        Err(errs) => problems.extend(errs.iter().map(ToString::to_string)),
+        Ok(k) => {
+            for e in &k.event {
+                if let Err(why) = crate::channels::telegram::update::payload_for_link(&format!("signup:{}", e.id)) {
+                    let line = format!("event {:?}: no Telegram sign-up link: {why}", e.id);
+                    if config.telegram.enabled {
+                        problems.push(line)
+                    } else {
+                        notes.push(line)
+                    }
+                }
+            }
+        }
     }
-    problems
+    Checked { problems, notes }
 }

@@ -4,5 +4,6 @@
 //! numbered lines or buttons). No adapter holds dialog or answer logic.
 
 pub mod console;
+pub mod telegram;
 pub mod web;
 pub mod wechat;

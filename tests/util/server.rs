@@ -22,6 +22,12 @@ impl Served {
         self.bot.store()
     }
 
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(format!("{}/metrics", self.base)).send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
     /// Graceful shutdown; the server's task must end cleanly.
     pub async fn stop(mut self) {
         let _ = self.stop.take().map(|s| s.send(()));
