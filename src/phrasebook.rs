@@ -71,6 +71,8 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("choices_more", &["rest"]),
     ("too_fast", &[]),
     ("unsupported_message", &[]),
+    ("choice_yes", &[]),
+    ("choice_no", &[]),
     ("language_choose", &[]),
     ("language_set", &[]),
     ("language_zh", &[]),

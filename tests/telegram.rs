@@ -404,7 +404,9 @@ async fn polling_greets_answers_and_signs_up_with_buttons() {
     m.text(1, "13812345678", Some("en"));
     let confirm = m.nth_to(1, 7).await;
     assert!(text_of(&confirm).contains("Li Lei"), "{confirm}");
-    m.text(1, "yes", Some("en"));
+    // Yes and no are buttons too.
+    assert_eq!(button(&confirm, "Yes"), "yes");
+    m.press(1, &confirm, "yes");
     let done = m.nth_to(1, 8).await;
     assert!(text_of(&done).contains("Web 3.0"), "{done}");
 

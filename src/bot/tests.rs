@@ -524,3 +524,32 @@ async fn a_blocked_person_is_no_subscriber_until_they_start_again() {
     let s = f.bot.store().subscriber(who.as_str()).unwrap().unwrap();
     assert!(!s.blocked && s.subscribed, "{s:?}");
 }
+
+#[tokio::test]
+async fn a_yes_no_question_offers_both_as_choices_and_takes_a_press_or_the_number() {
+    let f = fixture(1);
+    let who = Identity::console("yn");
+    let press = |v: &str| Inbound {
+        input: Input::Choice(v.into()),
+        ..Inbound::text(who.clone(), "")
+    };
+    let mut last = Vec::new();
+    for t in &SIGN_UP[..5] {
+        last = f.bot.handle(Inbound::text(who.clone(), *t)).await;
+    }
+    let values: Vec<&str> = last[0].choices.iter().map(|c| c.value.as_str()).collect();
+    assert_eq!(values, ["yes", "no"], "{last:?}");
+    assert_eq!(last[0].choices[0].label, "Yes");
+    // A value that is not on offer is a stale button; the question stays.
+    let r = f.bot.handle(press("maybe")).await;
+    assert!(r[0].text.contains("no longer active"), "{r:?}");
+    // "2" is the second line: no, back to the name.
+    let r = f.bot.handle(Inbound::text(who.clone(), "2")).await;
+    assert!(r[0].text.contains("name"), "{r:?}");
+    for t in ["Jane Doe", "Acme", "13812345678"] {
+        f.bot.handle(Inbound::text(who.clone(), t)).await;
+    }
+    let r = f.bot.handle(press("yes")).await;
+    assert!(r[0].text.starts_with("You are registered"), "{r:?}");
+    assert_eq!(f.bot.store().registrations(None).unwrap().len(), 1);
+}

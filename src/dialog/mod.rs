@@ -314,6 +314,17 @@ fn enter(
             }
             ds.shown = choices.iter().map(|c| c.value.clone()).collect();
         }
+        None if matches!(st.input, Some(Input::YesNo)) => {
+            // Yes and no as buttons too (numbered lines where there are none).
+            choices = [(YES, "choice_yes"), (NO, "choice_no")]
+                .into_iter()
+                .map(|(value, key)| Choice {
+                    value: value.into(),
+                    label: turn.ctx.t(key, &[]),
+                })
+                .collect();
+            ds.shown = vec![YES.into(), NO.into()];
+        }
         None => ds.shown.clear(),
     }
     let text = prompt(st, turn, &ds);
@@ -349,6 +360,8 @@ fn answer(dialog: &Dialog, turn: &Turn, session: &mut Session, mut ds: DialogSta
     };
     let st = &dialog.states[state];
     let is_choice = matches!(st.input, Some(Input::Choice(_)));
+    // A step that shows buttons takes their presses (a choice, yes/no).
+    let takes_presses = is_choice || matches!(st.input, Some(Input::YesNo));
     let more = match said {
         Answer::Choice(v) => v == MORE_VALUE,
         Answer::Text(text, q) => {
@@ -363,7 +376,7 @@ fn answer(dialog: &Dialog, turn: &Turn, session: &mut Session, mut ds: DialogSta
         ds.page += 1;
         return enter(dialog, turn, session, ds, state, None);
     }
-    if let (Answer::Choice(_), false) = (said, is_choice) {
+    if let (Answer::Choice(_), false) = (said, takes_presses) {
         let note = turn.ctx.t("choice_stale", &[]);
         return enter(dialog, turn, session, ds, state, Some(note));
     }
@@ -490,12 +503,20 @@ enum Read {
 
 /// Reads an answer to `st`. `preset` is an answer given in advance: only a
 /// clear match counts there, and never a number.
+/// The values of a yes/no answer (what `if = "ok = yes"` compares).
+const YES: &str = "yes";
+const NO: &str = "no";
+
 fn read(st: &State, turn: &Turn, said: Answer, shown: &[String], preset: bool) -> Result<Read, StoreError> {
     let Some(input) = &st.input else {
         return Ok(Read::Unclear(Refusal::new("input_bad_choice").with("count", 0)));
     };
     let (text, query) = match said {
         Answer::Text(text, q) => (text, Some(q)),
+        // A yes or no button of this step.
+        Answer::Choice(v) if matches!(input, Input::YesNo) && shown.iter().any(|s| s == v) => {
+            return Ok(Read::Value(v.to_string(), None));
+        }
         Answer::Choice(_) if !matches!(input, Input::Choice(_)) => {
             return Ok(Read::Unclear(Refusal::new("choice_stale")));
         }
@@ -512,10 +533,19 @@ fn read(st: &State, turn: &Turn, said: Answer, shown: &[String], preset: bool) -
         Input::Number { min, max } => plain(input::number(text, *min, *max)),
         Input::YesNo => {
             let intents = &turn.ctx.phrases.intents;
-            if query.is_some_and(|q| intents.yes.is_whole(q)) {
-                Read::Value("yes".into(), None)
+            // The number of a yes/no line, as shown.
+            let numbered = text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|i| shown.get(i));
+            if let Some(v) = numbered {
+                Read::Value(v.clone(), None)
+            } else if query.is_some_and(|q| intents.yes.is_whole(q)) {
+                Read::Value(YES.into(), None)
             } else if query.is_some_and(|q| intents.no.is_whole(q)) {
-                Read::Value("no".into(), None)
+                Read::Value(NO.into(), None)
             } else {
                 Read::Unclear(Refusal::new("input_bad_yes_no"))
             }

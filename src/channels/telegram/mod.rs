@@ -50,6 +50,10 @@ use update::{Incoming, Me};
 /// How long one `getUpdates` waits for news (below the HTTP client's own
 /// 17-second timeout).
 const POLL_SECS: u32 = 10;
+/// An empty `getUpdates` answer quicker than this is followed by as long a
+/// pause (Telegram holds the request up to [`POLL_SECS`]; a proxy or a
+/// mock may not).
+const QUICK_EMPTY: Duration = Duration::from_millis(100);
 /// The pause after a failed Bot API call grows from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_LAST: Duration = Duration::from_secs(60);
@@ -368,11 +372,19 @@ impl TelegramState {
                 .offset(offset)
                 .timeout(POLL_SECS)
                 .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+            let asked = Instant::now();
             let got = tokio::select! {
                 _ = stop.changed() => return,
                 r = request.send() => r,
             };
             match got {
+                Ok(updates) if updates.is_empty() && asked.elapsed() < QUICK_EMPTY => {
+                    // A server that does not hold the request (Telegram
+                    // does): do not ask in a tight loop.
+                    if stopped_during(stop, QUICK_EMPTY).await {
+                        return;
+                    }
+                }
                 Ok(updates) => {
                     backoff = Backoff::default();
                     for u in updates {
