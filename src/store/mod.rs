@@ -21,6 +21,11 @@
 
 mod commit;
 pub use commit::Pending;
+mod outbox;
+pub use outbox::{
+    AnnounceRefusal, Announcement, Audience, Delivered, DeliveryKind, DeliveryState, Due, MAX_ANNOUNCEMENT_CHARS,
+    OutboxMessage,
+};
 mod panics;
 mod records;
 mod registrations;
@@ -42,7 +47,7 @@ use serde::de::DeserializeOwned;
 use crate::knowledge::{Knowledge, Text};
 
 /// The schema this build writes and understands.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// Format byte in front of every stored record.
 const RECORD_FORMAT: u8 = 1;
@@ -75,7 +80,7 @@ pub(super) const SUBSCRIBERS: TableDefinition<&str, &[u8]> = TableDefinition::ne
 /// sequence → FormEntry (saved by dialogs' `save_form`)
 const FORMS: TableDefinition<u64, &[u8]> = TableDefinition::new("seq_form");
 /// sequence → OutboxMessage, waiting to be delivered
-const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("seq_outbox");
+pub(super) const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("seq_outbox");
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +131,8 @@ pub enum StoreError {
         events_with_registrations: Vec<String>,
         empties: bool,
     },
+    #[error("announcement refused: {0}")]
+    AnnouncementRefused(outbox::AnnounceRefusal),
 }
 
 macro_rules! from_redb {
@@ -616,6 +623,7 @@ fn prepare(path: &Path, db: &Database) -> Result<()> {
         w.open_table(USER_REGISTRATIONS)?;
         w.open_table(FORMS)?;
         w.open_table(OUTBOX)?;
+        outbox::create_tables(&w)?;
         w.open_table(turn::HANDLED)?;
         w.open_table(turn::HANDLED_BY_TIME)?;
         w.open_table(web::WEB_SESSIONS)?;
@@ -764,9 +772,11 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
 /// Each step is one transaction: `from` → `from + 1`.
 fn migrate(db: &Database, from: u64) -> Result<()> {
     for version in from..SCHEMA_VERSION {
-        // No older versions exist yet. A future step goes here, e.g.
-        // `1 => { rewrite records; }`, followed by the version bump below.
         let w = db.begin_write()?;
+        if version == 1 {
+            // 1 → 2: the outbox got states and indexes.
+            outbox::index_old_records(&w)?;
+        }
         w.open_table(META)?.insert("schema_version", version + 1)?;
         w.commit()?;
     }

@@ -114,19 +114,6 @@ pub struct FormEntry {
     pub created_at: i64,
 }
 
-/// A message waiting to be delivered to one identity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutboxMessage {
-    pub id: u64,
-    pub to: String,
-    /// Why it was queued, e.g. `promotion`.
-    pub kind: String,
-    /// The text in each language; delivery picks the recipient's.
-    pub text: Text,
-    pub created_at: i64,
-    pub attempts: u32,
-}
-
 /// Running counts of one event's registrations, kept with every change so
 /// that a sign-up never scans the event's list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use super::{
     Store, USER_REGISTRATIONS, all, decode, encode,
 };
 use crate::knowledge::{Event, Lang, Text};
-use crate::store::{EventCounts, FormEntry, OutboxMessage, Registration, RegistrationStatus as Status};
+use crate::store::{DeliveryKind, EventCounts, FormEntry, OutboxMessage, Registration, RegistrationStatus as Status};
 
 /// Characters of registration codes: no 0/O, 1/I/L look-alikes.
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
@@ -86,6 +86,21 @@ fn put_counts(tx: &WriteTransaction, event_id: &str, c: &EventCounts) -> Result<
 }
 
 /// The stored event, if it is in the store.
+/// Whether the event is in the store.
+pub(super) fn event_exists(tx: &WriteTransaction, event_id: &str) -> Result<bool> {
+    Ok(tx.open_table(EVENTS)?.get(event_id)?.is_some())
+}
+
+/// Every stored event.
+pub(super) fn all_events(tx: &WriteTransaction) -> Result<Vec<Event>> {
+    let t = tx.open_table(EVENTS)?;
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        out.push(decode(row?.1.value(), "event")?);
+    }
+    Ok(out)
+}
+
 fn event(tx: &WriteTransaction, event_id: &str) -> Result<Option<Event>> {
     let t = tx.open_table(EVENTS)?;
     let v = t.get(event_id)?;
@@ -124,7 +139,7 @@ pub(super) fn write_session_bytes(tx: &WriteTransaction, identity: &str, session
 }
 
 /// The next value of a counter kept in `meta`.
-fn next_counter(tx: &WriteTransaction, name: &str) -> Result<u64> {
+pub(super) fn next_counter(tx: &WriteTransaction, name: &str) -> Result<u64> {
     let mut meta = tx.open_table(META)?;
     let next = meta.get(name)?.map_or(1, |v| v.value() + 1);
     meta.insert(name, next)?;
@@ -141,20 +156,6 @@ fn new_code(tx: &WriteTransaction) -> Result<String> {
             return Ok(code);
         }
     }
-}
-
-fn enqueue(tx: &WriteTransaction, to: &str, kind: &str, text: Text, now: i64) -> Result<u64> {
-    let id = next_counter(tx, "outbox_seq")?;
-    let msg = OutboxMessage {
-        id,
-        to: to.to_string(),
-        kind: kind.to_string(),
-        text,
-        created_at: now,
-        attempts: 0,
-    };
-    tx.open_table(OUTBOX)?.insert(id, encode(&msg).as_slice())?;
-    Ok(id)
 }
 
 /// Records a sign-up, inside `tx` (the turn's transaction). A seat is given
@@ -278,7 +279,7 @@ fn promote(tx: &WriteTransaction, event_id: &str, now: i64, notice: &Text) -> Re
         next.promoted_at = Some(now);
         put_reg(tx, &next)?;
         let text = promotion_notice(notice, &ev, &next.code);
-        enqueue(tx, &next.user, "promotion", text, now)?;
+        super::outbox::enqueue(tx, &next.user, DeliveryKind::Promotion, text, now, None)?;
         promoted.push(next);
     }
     if !promoted.is_empty() {
@@ -551,7 +552,7 @@ mod tests {
         let outbox = store.outbox().unwrap();
         let to: Vec<&str> = outbox.iter().map(|m| m.to.as_str()).collect();
         assert_eq!(to, ["console:b", "console:c"]);
-        assert_eq!(outbox[0].kind, "promotion");
+        assert_eq!(outbox[0].kind, crate::store::DeliveryKind::Promotion);
         assert_eq!(
             outbox[1].text.get(Lang::En),
             format!("e1 forum: your code {}", codes[2])
