@@ -11,12 +11,14 @@ pub const PARK_TOML: &str = include_str!("../data/park.toml");
 pub const SIGNUP_TOML: &str = include_str!("../dialogs/signup.toml");
 pub const INQUIRY_TOML: &str = include_str!("../dialogs/inquiry.toml");
 pub const MY_REGISTRATIONS_TOML: &str = include_str!("../dialogs/my_registrations.toml");
+pub const ANNOUNCE_TOML: &str = include_str!("../dialogs/announce.toml");
 
 /// The built-in knowledge files, by the path the default configuration uses.
 const KNOWLEDGE: &[(&str, &str)] = &[("data/park.toml", PARK_TOML)];
 
 /// The built-in dialog folder: (file name, text).
 pub const DIALOGS: &[(&str, &str)] = &[
+    ("announce.toml", ANNOUNCE_TOML),
     ("bot.toml", BOT_TOML),
     ("inquiry.toml", INQUIRY_TOML),
     ("my_registrations.toml", MY_REGISTRATIONS_TOML),

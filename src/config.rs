@@ -36,10 +36,11 @@ pub const RANGES: &[(&str, i64, i64)] = &[
     ("server.new_sessions_per_10_minutes", 0, 100_000),
     ("wechat.max_timestamp_skew_secs", 0, 86_400),
     ("wechat.reply_budget_ms", 100, 4_800),
-    ("announce.telegram_per_second", 1, 1_000),
-    ("announce.wechat_per_second", 1, 1_000),
+    ("announce.telegram_per_second", 1, 100_000),
+    ("announce.wechat_per_second", 1, 100_000),
     ("announce.max_attempts", 1, 100),
     ("announce.remind_before_hours", 0, 720),
+    ("announce.keep_days", 1, 3_650),
 ];
 
 /// The problem with `value` for the integer key `key`, if it is out of its
@@ -195,6 +196,8 @@ pub struct AnnounceConfig {
     pub max_attempts: u32,
     /// Event reminders to confirmed registrants this many hours before; 0 is off.
     pub remind_before_hours: u32,
+    /// Finished outbox records (sent, failed, cancelled) are pruned after this many days.
+    pub keep_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -414,7 +417,7 @@ impl Config {
     }
 
     /// Every integer key with its value, for the range checks.
-    fn integers(&self) -> [(&'static str, i128); 11] {
+    fn integers(&self) -> [(&'static str, i128); 12] {
         [
             (
                 "server.new_sessions_per_10_minutes",
@@ -433,6 +436,7 @@ impl Config {
             ("announce.wechat_per_second", self.announce.wechat_per_second.into()),
             ("announce.max_attempts", self.announce.max_attempts.into()),
             ("announce.remind_before_hours", self.announce.remind_before_hours.into()),
+            ("announce.keep_days", self.announce.keep_days.into()),
         ]
     }
 }

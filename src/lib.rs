@@ -42,6 +42,7 @@ pub mod knowledge;
 pub mod logging;
 pub mod message;
 pub mod metrics;
+pub mod outbox;
 pub mod phrasebook;
 pub mod search;
 pub mod server;

@@ -29,6 +29,7 @@ const AFTER: &str = "Examples:
   parkbot export knowledge > all.toml   write all knowledge back out
   parkbot export registrations --event web3-forum > web3.csv
   parkbot check                         validate configuration, dialogs, seed knowledge
+  parkbot announce --audience all --text \"园区今晚8点闭园\"   queue an announcement
 
 Configuration: --config FILE, else config/default.toml in the current folder,
 else the built-in default. Any key can be set from the environment as
@@ -96,6 +97,27 @@ enum Command {
     Export(Export),
     /// Validate configuration, dialogs and the seed knowledge; exit 1 on problems
     Check,
+    /// Queue an announcement to subscribers: on the store (the next `serve`
+    /// delivers it), or with --server through a running server's admin API,
+    /// following delivery with a progress bar until done
+    Announce {
+        /// Who gets it: all, event:ID (confirmed registrants) or channel:NAME
+        #[arg(long, value_name = "AUDIENCE")]
+        audience: String,
+        /// The text (or give it as the last arguments)
+        #[arg(long, value_name = "TEXT")]
+        text: Option<String>,
+        /// A running server, e.g. http://127.0.0.1:8080; the token comes
+        /// from [staff] admin_token / $PARKBOT_STAFF__ADMIN_TOKEN
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// With --server: queue it and return without following delivery
+        #[arg(long, requires = "server")]
+        no_follow: bool,
+        /// The text, when --text is not given
+        #[arg(value_name = "TEXT")]
+        words: Vec<String>,
+    },
     /// Show how the knowledge ranks for a question (for tuning knowledge files)
     Explain {
         /// The question
@@ -124,6 +146,13 @@ enum Export {
         /// The form's name (`form = "…"` in the dialog file)
         name: String,
     },
+    /// Each recipient of an announcement with its delivery state and
+    /// reason: announcement,recipient,channel,state,attempts,reason,updated_at
+    Deliveries {
+        /// The announcement's id
+        #[arg(long, value_name = "ID")]
+        announcement: u64,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -131,6 +160,8 @@ enum Format {
     Csv,
     Json,
 }
+
+mod announce;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -271,6 +302,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Announce {
+            audience,
+            text,
+            server,
+            no_follow,
+            words,
+        } => {
+            let text = match text {
+                Some(t) if words.is_empty() => t,
+                Some(_) => anyhow::bail!("give the text either with --text or as arguments, not both"),
+                None if words.is_empty() => anyhow::bail!("the announcement's text is missing (--text TEXT)"),
+                None => words.join(" "),
+            };
+            let audience =
+                parkbot::store::Audience::parse(&audience).map_err(|e| anyhow::anyhow!("--audience: {e}"))?;
+            match server {
+                Some(url) => announce::through_server(&url, &config.staff.admin_token, &audience, &text, !no_follow),
+                None => {
+                    let app = App::open(config, db)?;
+                    let now = (clock()?)().unix_timestamp();
+                    let a = app.store.announce(&audience, &text, "cli", now)?;
+                    println!(
+                        "announcement {} to {}: {} recipient(s) queued in {}; the next `parkbot serve` sends them",
+                        a.id,
+                        a.audience,
+                        a.total,
+                        app.store.path().display()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
         Command::Explain { text } => {
             let app = App::open(config, db)?;
             let bot = app.bot(clock()?)?;
@@ -295,6 +358,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 }
                 Export::Inquiries => export::form_csv(&app, "inquiries")?,
+                Export::Deliveries { announcement } => {
+                    if app.store.announcement(announcement)?.is_none() {
+                        anyhow::bail!("there is no announcement {announcement}");
+                    }
+                    export::deliveries_csv(announcement, &app.store.deliveries(announcement)?)
+                }
                 Export::Form { name } => export::form_csv(&app, &name)?,
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;

@@ -99,13 +99,13 @@ impl Metrics {
                 self.wechat_deadline_fallbacks.load(Relaxed),
             ),
             (
-                "parkbot_wechat_customer_service_sent_total",
-                "Messages sent through the WeChat customer-service API (late replies, long replies' rest).",
+                "parkbot_wechat_customer_service_queued_total",
+                "Late replies and long replies' rest queued for the WeChat customer-service API (the outbox sends them).",
                 self.wechat_late_sent.load(Relaxed),
             ),
             (
                 "parkbot_wechat_customer_service_failed_total",
-                "Customer-service sends that failed (48-hour window closed, …).",
+                "Late replies that could not be queued (no app secret, store failure).",
                 self.wechat_late_failed.load(Relaxed),
             ),
             (
@@ -148,6 +148,33 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         }
         out
+    }
+}
+
+/// The outbox's records per channel and state (from the store) and each
+/// channel's achieved send rate, appended to `out`.
+pub fn render_outbox(
+    out: &mut String,
+    counts: &[(Channel, crate::store::DeliveryState, u64)],
+    rates: &[(Channel, f64)],
+) {
+    let _ = writeln!(
+        out,
+        "# HELP parkbot_outbox_messages Outbox records by channel and state.\n# TYPE parkbot_outbox_messages gauge"
+    );
+    for (channel, state, n) in counts {
+        let _ = writeln!(
+            out,
+            "parkbot_outbox_messages{{channel=\"{channel}\",state=\"{}\"}} {n}",
+            state.name()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP parkbot_outbox_send_rate Messages sent per second by the outbox, over the last 10 seconds.\n# TYPE parkbot_outbox_send_rate gauge"
+    );
+    for (channel, rate) in rates {
+        let _ = writeln!(out, "parkbot_outbox_send_rate{{channel=\"{channel}\"}} {rate}");
     }
 }
 

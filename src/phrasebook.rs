@@ -73,6 +73,27 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("unsupported_message", &[]),
     ("choice_yes", &[]),
     ("choice_no", &[]),
+    ("staff_only", &[]),
+    ("subscribed", &[]),
+    ("unsubscribed", &[]),
+    ("reminder", &["event", "time", "venue", "code"]),
+    ("audience_all", &["count"]),
+    ("audience_channel", &["channel", "count"]),
+    ("audience_event", &["event", "count"]),
+    ("stats_heading", &[]),
+    ("stats_subscribers", &["channel", "count"]),
+    ("stats_registrations", &["event", "confirmed", "waitlisted"]),
+    ("stats_outbox", &["channel", "pending", "sent", "failed"]),
+    (
+        "registrations_heading",
+        &["event", "confirmed", "waitlisted", "cancelled"],
+    ),
+    (
+        "registrations_line",
+        &["code", "name", "organization", "status", "created"],
+    ),
+    ("registrations_usage", &[]),
+    ("registrations_unknown", &["event"]),
     ("language_choose", &[]),
     ("language_set", &[]),
     ("language_zh", &[]),
@@ -87,7 +108,20 @@ pub const TEXTS: &[(&str, &[&str])] = &[
 ];
 
 const INTENTS: &[&str] = &[
-    "greeting", "help", "more", "events", "fields", "cancel", "back", "yes", "no", "language",
+    "greeting",
+    "help",
+    "more",
+    "events",
+    "fields",
+    "cancel",
+    "back",
+    "yes",
+    "no",
+    "language",
+    "subscribe",
+    "unsubscribe",
+    "stats",
+    "staff_registrations",
 ];
 
 #[derive(Deserialize)]
@@ -120,6 +154,10 @@ pub struct Intents {
     pub yes: PhraseSet,
     pub no: PhraseSet,
     pub language: PhraseSet,
+    pub subscribe: PhraseSet,
+    pub unsubscribe: PhraseSet,
+    pub stats: PhraseSet,
+    pub staff_registrations: PhraseSet,
 }
 
 /// The checked phrasebook.
@@ -230,6 +268,10 @@ impl Phrasebook {
                 yes: set("yes"),
                 no: set("no"),
                 language: set("language"),
+                subscribe: set("subscribe"),
+                unsubscribe: set("unsubscribe"),
+                stats: set("stats"),
+                staff_registrations: set("staff_registrations"),
             },
             texts: raw.text,
             datetime: raw.calendar.datetime,

@@ -31,6 +31,9 @@ use crate::channels;
 use crate::config::Config;
 use crate::message::Channel;
 use crate::metrics::Metrics;
+use crate::outbox::{Courier, Outbox};
+
+mod admin;
 
 /// The largest request body any endpoint takes (WeChat pushes are a few
 /// KiB; a web message is at most `max_message_chars`).
@@ -93,6 +96,8 @@ pub struct Shared {
     /// The Telegram channel, started by [`run`] (it polls or registers
     /// its webhook in the background).
     pub telegram: Option<Arc<channels::telegram::Telegram>>,
+    /// The outbox's workers' bell and counts.
+    pub outbox: Arc<Outbox>,
 }
 
 /// Whether a channel is on, and why not.
@@ -132,7 +137,14 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
     });
 
     let mut wechat_api = None;
-    match channels::wechat::Wechat::from_config(&config.wechat, bot.clone(), metrics.clone(), tasks.clone()) {
+    let outbox = Arc::new(Outbox::default());
+    match channels::wechat::Wechat::from_config(
+        &config.wechat,
+        bot.clone(),
+        metrics.clone(),
+        tasks.clone(),
+        outbox.clone(),
+    ) {
         Ok(Some(wechat)) => {
             wechat_api = wechat.api();
             statuses.push(ChannelStatus {
@@ -197,11 +209,14 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
         tasks,
         wechat_api,
         telegram,
+        outbox,
     });
     let ops = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_text))
         .route("/admin/registrations", get(admin_registrations))
+        .route("/admin/announcements", get(admin::list).post(admin::create))
+        .route("/admin/announcements/{id}", get(admin::show).delete(admin::stop))
         .with_state(shared.clone());
     let app = app
         .merge(ops)
@@ -225,10 +240,19 @@ pub async fn run(
     // Channels that run beside the server (Telegram's polling) stop when
     // the server starts shutting down.
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let background = shared
-        .telegram
-        .clone()
-        .map(|t| tokio::spawn(async move { t.run(stopping).await }));
+    let mut background = Vec::new();
+    if let Some(t) = shared.telegram.clone() {
+        let stopping = stopping.clone();
+        background.push(tokio::spawn(async move { t.run(stopping).await }));
+    }
+    background.push(tokio::spawn(crate::outbox::run(
+        shared.outbox.clone(),
+        shared.bot.clone(),
+        couriers(&shared),
+        outbox_settings(&shared.config),
+        crate::outbox::OutboxClock::new(shared.bot.clock()),
+        stopping,
+    )));
     let shutdown = async move {
         shutdown.await;
         let _ = stop.send(true);
@@ -236,7 +260,7 @@ pub async fn run(
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
-    if let Some(b) = background {
+    for b in background {
         let _ = b.await;
     }
     let left = shared.tasks.drain(DRAIN).await;
@@ -244,6 +268,28 @@ pub async fn run(
         tracing::warn!(left, "shutdown: background sends still running were abandoned");
     }
     Ok(())
+}
+
+/// The channels that push proactive messages, with their rates.
+fn couriers(s: &Shared) -> Vec<(Arc<dyn Courier>, u32)> {
+    let mut out: Vec<(Arc<dyn Courier>, u32)> = Vec::new();
+    if let Some(t) = &s.telegram {
+        out.push((t.clone(), s.config.announce.telegram_per_second));
+    }
+    if let Some(api) = &s.wechat_api {
+        let courier = channels::wechat::WechatCourier { api: api.clone() };
+        out.push((Arc::new(courier), s.config.announce.wechat_per_second));
+    }
+    out
+}
+
+fn outbox_settings(c: &Config) -> crate::outbox::Settings {
+    crate::outbox::Settings {
+        max_attempts: c.announce.max_attempts,
+        remind_before: Duration::from_secs(u64::from(c.announce.remind_before_hours) * 3600),
+        keep: Duration::from_secs(u64::from(c.announce.keep_days) * 86_400),
+        ..Default::default()
+    }
 }
 
 /// Ctrl-C or SIGTERM.
@@ -295,9 +341,17 @@ async fn count_web_messages(State(metrics): State<Arc<Metrics>>, req: Request, n
 }
 
 async fn metrics_text(State(s): State<Arc<Shared>>) -> Response {
-    let body = s
+    let mut body = s
         .metrics
         .render(s.bot.stats(), s.wechat_api.as_ref().map_or(0, |a| a.token_refreshes()));
+    let store = s.bot.store().clone();
+    let counts = tokio::task::spawn_blocking(move || store.outbox_counts()).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+    let rates: Vec<(Channel, f64)> = s.outbox.stats().iter().map(|(c, st)| (*c, st.rate(now))).collect();
+    match counts {
+        Ok(Ok(counts)) => crate::metrics::render_outbox(&mut body, &counts, &rates),
+        _ => tracing::error!("metrics: cannot read the outbox counts"),
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -323,6 +377,38 @@ fn admin_allowed(s: &Shared, headers: &HeaderMap) -> Option<bool> {
     Some(given.as_bytes().ct_eq(token.as_bytes()).into())
 }
 
+/// Why the admin API turned a request away.
+enum Denied {
+    /// No token configured: the admin API is off (404).
+    Off,
+    /// No token, or the wrong one (401).
+    Unauthorized,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::Off => StatusCode::NOT_FOUND.into_response(),
+            Denied::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a valid Authorization: Bearer <staff.admin_token> is required\n",
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// The admin API's door: off without a configured token, closed without
+/// the right one.
+fn admin_gate(s: &Shared, headers: &HeaderMap) -> Result<(), Denied> {
+    match admin_allowed(s, headers) {
+        None => Err(Denied::Off),
+        Some(false) => Err(Denied::Unauthorized),
+        Some(true) => Ok(()),
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct RegistrationsQuery {
     event: Option<String>,
@@ -333,17 +419,8 @@ async fn admin_registrations(
     headers: HeaderMap,
     Query(q): Query<RegistrationsQuery>,
 ) -> Response {
-    match admin_allowed(&s, &headers) {
-        None => return StatusCode::NOT_FOUND.into_response(),
-        Some(false) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "a valid Authorization: Bearer <staff.admin_token> is required\n",
-            )
-                .into_response();
-        }
-        Some(true) => {}
+    if let Err(denied) = admin_gate(&s, &headers) {
+        return denied.into_response();
     }
     let store = s.bot.store().clone();
     let regs = tokio::task::spawn_blocking(move || store.registrations(q.event.as_deref())).await;

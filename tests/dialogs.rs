@@ -471,7 +471,7 @@ final = true
     assert_eq!(r.code, 1);
     let e = &r.stderr;
     for expect in [
-        "broken.toml:1: unknown action `launch_rocket` (parkbot has: register, save_form, cancel_registration)",
+        "broken.toml:1: unknown action `launch_rocket` (parkbot has: register, save_form, cancel_registration, announce)",
         "bad.toml:11: state `first`: unknown data source `planets`",
         "bad.toml:11: state `first`: `next` names unknown state `nowhere`",
         "bad.toml:18: state `lonely`: unknown input kind `telepathy`",

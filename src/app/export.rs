@@ -140,6 +140,36 @@ pub fn form_csv(app: &App, form: &str) -> Result<String> {
     Ok(csv_table(&header, rows))
 }
 
+/// An announcement's deliveries:
+/// `announcement,recipient,channel,state,attempts,reason,updated_at`.
+pub fn deliveries_csv(announcement: u64, deliveries: &[crate::store::OutboxMessage]) -> String {
+    let id = announcement.to_string();
+    let rows = deliveries.iter().map(|d| {
+        let channel = d.to.split_once(':').map_or("", |(c, _)| c).to_string();
+        vec![
+            id.clone(),
+            d.to.clone(),
+            channel,
+            d.state.name().to_string(),
+            d.attempts.to_string(),
+            d.reason.clone().unwrap_or_default(),
+            rfc3339(d.updated_at),
+        ]
+    });
+    csv_table(
+        &[
+            "announcement",
+            "recipient",
+            "channel",
+            "state",
+            "attempts",
+            "reason",
+            "updated_at",
+        ],
+        rows,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

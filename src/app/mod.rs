@@ -101,6 +101,7 @@ impl App {
             max_message_chars: c.server.max_message_chars as usize,
             retry_window_secs: i64::from(c.server.retry_window_minutes) * 60,
             menu: c.wechat.menu.clone(),
+            staff: c.staff.members.iter().cloned().collect(),
             ..Default::default()
         };
         Ok(Bot::new(self.store.clone(), phrases, dialogs, settings, clock)?)

@@ -23,6 +23,7 @@ mod limits;
 mod lists;
 mod render;
 mod retries;
+mod staff;
 #[cfg(test)]
 mod tests;
 mod workers;
@@ -88,6 +89,8 @@ pub struct Settings {
     /// 0 is no limit. Past it: "too fast" once, then silence until the
     /// minute is over.
     pub messages_per_minute: u32,
+    /// Park staff (`[staff] members`): they may announce and see figures.
+    pub staff: std::collections::BTreeSet<String>,
 }
 
 impl Default for Settings {
@@ -99,6 +102,7 @@ impl Default for Settings {
             retry_capacity: 100_000,
             menu: BTreeMap::new(),
             messages_per_minute: 0,
+            staff: Default::default(),
         }
     }
 }
@@ -157,6 +161,8 @@ enum Carried {
 struct Decision {
     replies: Vec<Reply>,
     finish: Option<dialog::Finish>,
+    /// An opt-out or opt-in the person asked for.
+    subscription: Option<SubscriberChange>,
 }
 
 impl Decision {
@@ -166,6 +172,7 @@ impl Decision {
         Decision {
             replies: step.replies,
             finish: step.finish,
+            subscription: None,
         }
     }
 
@@ -173,6 +180,7 @@ impl Decision {
         Decision {
             replies: vec![Reply::text(text)],
             finish: None,
+            subscription: None,
         }
     }
 }
@@ -225,6 +233,11 @@ impl Bot {
     pub fn serving(&mut self, config: &crate::config::Config) {
         self.settings.messages_per_minute = config.server.messages_per_minute;
         self.lists = Some(Mutex::new(lists::Lists::new(LISTS_KEPT)));
+    }
+
+    /// The bot's clock (pinned by `PARKBOT_NOW` in demos and tests).
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
     }
 
     pub fn settings(&self) -> &Settings {
@@ -481,6 +494,7 @@ impl Bot {
             }
         }
         let subscriber = match &msg.input {
+            _ if decision.subscription.is_some() => decision.subscription.clone(),
             Input::Subscribe { scene } => Some(SubscriberChange::Subscribe { scene: scene.clone() }),
             Input::Start { payload } => Some(SubscriberChange::Subscribe { scene: payload.clone() }),
             Input::Unsubscribe => Some(SubscriberChange::Unsubscribe),
@@ -554,6 +568,7 @@ impl Bot {
             ctx,
             identity: msg.identity.as_str(),
             timeout_secs: self.settings.dialog_timeout_secs,
+            staff: self.settings.staff.contains(msg.identity.as_str()),
         };
         let help = || Decision::reply(ctx.t("help", &[]));
         let said = match &msg.input {
@@ -575,6 +590,7 @@ impl Bot {
                 return Ok(Decision {
                     replies: Vec::new(),
                     finish: None,
+                    subscription: None,
                 });
             }
             Input::Choice(value) => match value.strip_prefix(LANG_CHOICE).map(Lang::parse) {
@@ -604,6 +620,24 @@ impl Bot {
             return Ok(Decision::reply(ctx.t("message_too_long", &[("max", &max.to_string())])));
         }
         let q = Query::new(text);
+        let intents = &self.phrases.intents;
+        if intents.unsubscribe.is_whole(&q) || intents.subscribe.is_whole(&q) {
+            let (change, key) = if intents.unsubscribe.is_whole(&q) {
+                (SubscriberChange::Unsubscribe, "unsubscribed")
+            } else {
+                (SubscriberChange::Subscribe { scene: None }, "subscribed")
+            };
+            return Ok(Decision {
+                subscription: Some(change),
+                ..Decision::reply(ctx.t(key, &[]))
+            });
+        }
+        if let Some(command) = staff::command(&self.phrases, &q, text) {
+            if !turn.staff {
+                return Ok(Decision::reply(ctx.t("staff_only", &[])));
+            }
+            return Ok(Decision::reply(staff::answer(ctx, command)?));
+        }
         if let Some(asked) = self.language_request(&q, text) {
             return Ok(match asked {
                 Some(lang) => self.switch_language(session, lang),
@@ -664,6 +698,7 @@ impl Bot {
                 choices,
             }],
             finish: None,
+            subscription: None,
         }
     }
 
@@ -690,6 +725,41 @@ impl Bot {
             subscriber: Some(SubscriberChange::Blocked),
         };
         self.store.commit_turn_later(write, |_| Vec::new())?.await.map(|_| ())
+    }
+
+    /// Messages waiting for a person on a channel without push (the web
+    /// page, the terminal): taken (marked delivered) and returned, each in
+    /// the person's language.
+    pub fn waiting(&self, who: &Identity) -> Result<Vec<Reply>, StoreError> {
+        if !self.store.has_waiting(who.as_str())? {
+            return Ok(Vec::new());
+        }
+        let now = (self.clock)().unix_timestamp();
+        let taken = self.store.take_waiting(who.as_str(), now)?;
+        Ok(taken.iter().map(|d| Reply::text(d.text())).collect())
+    }
+
+    /// Queues reminders for events starting within `before` seconds of
+    /// `now` (see [`Store::queue_reminders`]), worded with the `reminder`
+    /// text in both languages.
+    pub fn queue_reminders(&self, now: i64, before: i64) -> Result<usize, StoreError> {
+        let phrases = self.phrases.clone();
+        self.store.queue_reminders(now, before, move |ev, reg| {
+            let text = [Lang::Zh, Lang::En]
+                .into_iter()
+                .map(|l| {
+                    let when = phrases.datetime(ev.starts_at.0, l);
+                    let args = [
+                        ("event", ev.title.get(l)),
+                        ("time", when.as_str()),
+                        ("venue", ev.venue.get(l)),
+                        ("code", reg.code.as_str()),
+                    ];
+                    (l.code().to_string(), phrases.t("reminder", l, &args))
+                })
+                .collect();
+            crate::knowledge::Text::Localized(text)
+        })
     }
 
     /// The bot's wording (channels use it for their own texts, such as

@@ -553,3 +553,116 @@ async fn a_yes_no_question_offers_both_as_choices_and_takes_a_press_or_the_numbe
     assert!(r[0].text.starts_with("You are registered"), "{r:?}");
     assert_eq!(f.bot.store().registrations(None).unwrap().len(), 1);
 }
+
+fn staff_fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("s.redb"), &events(2));
+    let builtin = &crate::config::DialogsConfig::builtin();
+    let settings = Settings {
+        staff: ["console:admin".to_string()].into(),
+        ..Settings::default()
+    };
+    let now = time::macros::datetime!(2026-11-28 12:00 +08:00);
+    let bot = Arc::new(
+        Bot::new(
+            store,
+            crate::app::load_phrasebook(builtin).unwrap(),
+            crate::app::load_dialogs(builtin).unwrap(),
+            settings,
+            Arc::new(move || now),
+        )
+        .unwrap(),
+    );
+    Fixture { _dir: dir, bot }
+}
+
+#[tokio::test]
+async fn staff_commands_are_refused_to_others_and_leave_nothing_behind() {
+    let f = staff_fixture();
+    for t in ["/announce", "/stats", "/registrations e1", "发布通知"] {
+        let r = say(&f.bot, "visitor", t).await;
+        assert!(r.contains("park staff") || r.contains("工作人员"), "{t}: {r}");
+    }
+    let s = f.bot.store().session("console:visitor").unwrap().unwrap();
+    assert!(s.dialog.is_none(), "no dialog state: {s:?}");
+    assert!(f.bot.store().announcements(10).unwrap().is_empty());
+    assert!(f.bot.store().outbox().unwrap().is_empty(), "nothing queued");
+}
+
+#[tokio::test]
+async fn staff_announce_with_a_preview_and_see_figures() {
+    let f = staff_fixture();
+    for who in ["a", "b", "admin", "c"] {
+        say(&f.bot, who, "hello").await;
+    }
+    say(&f.bot, "c", "unsubscribe").await;
+    // Register b for e1, so that the event is an audience.
+    for t in ["sign up", "1", "Bo Li", "Acme", "13812345678", "yes"] {
+        say(&f.bot, "b", t).await;
+    }
+    let r = f
+        .bot
+        .handle(Inbound::text(Identity::console("admin"), "/announce"))
+        .await;
+    let labels: Vec<&str> = r[0].choices.iter().map(|c| c.label.as_str()).collect();
+    // Subscribers: a, b and admin itself (c opted out).
+    assert!(labels[0].contains("All subscribers (3)"), "{labels:?}");
+    assert!(labels.iter().any(|l| l.contains("Salon number 1 (1)")), "{labels:?}");
+    say(&f.bot, "admin", "1").await;
+    let preview = say(&f.bot, "admin", "The north gate is closed on Monday.").await;
+    assert!(preview.contains("The north gate is closed on Monday.\n"), "{preview}");
+    assert!(preview.contains("To: All subscribers (3)"), "{preview}");
+    let done = say(&f.bot, "admin", "yes").await;
+    assert!(done.contains("#1") && done.contains("3 recipients"), "{done}");
+    let a = f.bot.store().announcement(1).unwrap().unwrap();
+    assert_eq!((a.total, a.created_by.as_str()), (3, "console:admin"));
+    let to: Vec<String> = f.bot.store().deliveries(1).unwrap().into_iter().map(|d| d.to).collect();
+    assert!(!to.contains(&"console:c".to_string()), "opted out: {to:?}");
+
+    let stats = say(&f.bot, "admin", "/stats").await;
+    assert!(stats.contains("Subscribers · console: 3"), "{stats}");
+    assert!(stats.contains("Salon number 1: 1 confirmed, 0 waiting"), "{stats}");
+    assert!(stats.contains("Outbox · console: 3 pending, 0 sent"), "{stats}");
+    let regs = say(&f.bot, "admin", "/registrations e1").await;
+    assert!(regs.contains("1 confirmed") && regs.contains("Bo Li (Acme)"), "{regs}");
+    assert!(!regs.contains("13812345678"), "no phone numbers in chat: {regs}");
+    assert!(say(&f.bot, "admin", "/registrations nope").await.contains("no event"));
+
+    // The terminal has no push: the message waits until the person is back.
+    let waiting = f.bot.waiting(&Identity::console("a")).unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].text, "The north gate is closed on Monday.");
+    assert!(f.bot.waiting(&Identity::console("a")).unwrap().is_empty(), "once");
+}
+
+#[tokio::test]
+async fn people_opt_out_and_back_in_and_are_told_in_their_language() {
+    let f = fixture(1);
+    let r = say(&f.bot, "o", "退订").await;
+    assert!(r.starts_with("已退订"), "{r}");
+    let s = f.bot.store().subscriber("console:o").unwrap().unwrap();
+    assert!(!s.subscribed);
+    let r = say(&f.bot, "o", "subscribe").await;
+    assert!(r.starts_with("Subscribed"), "{r}");
+    assert!(f.bot.store().subscriber("console:o").unwrap().unwrap().subscribed);
+}
+
+#[tokio::test]
+async fn reminders_carry_the_events_time_place_and_the_code_in_both_languages() {
+    let f = fixture(1);
+    for t in ["sign up", "1", "Bo Li", "Acme", "13812345678", "yes"] {
+        say(&f.bot, "r", t).await;
+    }
+    // e1 starts 2027-01-01 14:00 +08:00.
+    let starts = time::macros::datetime!(2027-01-01 14:00 +08:00).unix_timestamp();
+    assert_eq!(f.bot.queue_reminders(starts - 3600, 86_400).unwrap(), 1);
+    let m = &f.bot.store().outbox().unwrap()[0];
+    assert!(
+        m.text
+            .get(Lang::En)
+            .starts_with("Reminder: Salon number 1\nTime: Fri 1 Jan 2027, 14:00"),
+        "{:?}",
+        m.text
+    );
+    assert!(m.text.get(Lang::Zh).contains("2027年1月1日"), "{:?}", m.text);
+}

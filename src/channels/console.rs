@@ -66,6 +66,12 @@ impl Console {
             input: input(line),
         };
         let replies = self.rt.block_on(self.bot.handle(msg));
+        // What the park sent meanwhile (the terminal has no push).
+        match self.bot.waiting(&self.identity) {
+            Ok(waiting) if !waiting.is_empty() => writeln!(out, "{}\n", render(&waiting))?,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "console: cannot read waiting messages"),
+        }
         let text = render(&replies);
         if !text.is_empty() {
             writeln!(out, "{text}")?;

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -97,6 +97,7 @@ pub fn router_with(bot: Arc<Bot>, options: Options) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/api/chat", post(chat))
+        .route("/api/messages", get(messages))
         .with_state(web)
 }
 
@@ -191,6 +192,34 @@ async fn chat(State(web): State<Arc<Web>>, req: Request) -> Response {
     });
     let body = render(session, &replies.await);
     secure(axum::Json(body).into_response())
+}
+
+#[derive(Deserialize)]
+struct MessagesQuery {
+    #[serde(default)]
+    session: String,
+}
+
+/// `GET /api/messages?session=…`: messages the park sent this session
+/// while the page was closed (announcements, reminders, promotions),
+/// handed over once: `{"replies": ["…"]}`. The page asks on load and then
+/// every half minute.
+async fn messages(State(web): State<Arc<Web>>, Query(q): Query<MessagesQuery>) -> Response {
+    let session = match web.known(q.session).await {
+        Ok(id) => id,
+        Err(refused) => return refused.into_response(),
+    };
+    let Some(identity) = Identity::new(Channel::Web, &session) else {
+        return error(StatusCode::UNAUTHORIZED, "unknown session");
+    };
+    let bot = web.bot.clone();
+    match tokio::task::spawn_blocking(move || bot.waiting(&identity)).await {
+        Ok(Ok(replies)) => {
+            let texts: Vec<String> = replies.into_iter().map(|r| r.text).collect();
+            secure(axum::Json(serde_json::json!({ "replies": texts })).into_response())
+        }
+        _ => Refused::Unavailable.into_response(),
+    }
 }
 
 /// The session id given (if any) and the input, or why the request is bad.

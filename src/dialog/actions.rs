@@ -15,7 +15,8 @@ use super::{Decided, Finish, Opt, Outcome, Step, Turn};
 use crate::knowledge::{Event, Lang, Text};
 use crate::message::Reply;
 use crate::store::{
-    CancelOutcome, DialogState, Effect, EffectOutcome, NewRegistration, RegisterOutcome, RegistrationStatus, StoreError,
+    Audience, CancelOutcome, DialogState, Effect, EffectOutcome, NewRegistration, RegisterOutcome, RegistrationStatus,
+    StoreError,
 };
 
 /// Why an event cannot be signed up for now, as a refusal naming it.
@@ -77,6 +78,7 @@ pub fn source_options(source: Source, turn: &Turn) -> Result<Vec<Opt>, StoreErro
                 detail: None,
             })
             .collect(),
+        Source::Audiences => audiences(turn)?,
         Source::MyRegistrations => {
             let regs = turn.ctx.store.user_registrations(turn.identity)?;
             regs.into_iter()
@@ -114,6 +116,67 @@ pub fn source_options(source: Source, turn: &Turn) -> Result<Vec<Opt>, StoreErro
                 .collect()
         }
     })
+}
+
+/// Everyone, each push or pull channel with subscribers, and each
+/// upcoming event with confirmed registrants — with how many people each is.
+fn audiences(turn: &Turn) -> Result<Vec<Opt>, StoreError> {
+    let phrases = turn.ctx.phrases;
+    let both = |f: &dyn Fn(Lang) -> String| {
+        Text::Localized(
+            [Lang::Zh, Lang::En]
+                .into_iter()
+                .map(|l| (l.code().to_string(), f(l)))
+                .collect(),
+        )
+    };
+    let counts = turn.ctx.store.subscriber_counts()?;
+    let all: u64 = counts.values().sum();
+    let mut out = vec![Opt {
+        value: Audience::All.to_string(),
+        label: both(&|l| phrases.t("audience_all", l, &[("count", &all.to_string())])),
+        detail: None,
+    }];
+    for (channel, n) in &counts {
+        out.push(Opt {
+            value: Audience::Channel(*channel).to_string(),
+            label: both(&|l| {
+                phrases.t(
+                    "audience_channel",
+                    l,
+                    &[("channel", channel.name()), ("count", &n.to_string())],
+                )
+            }),
+            detail: None,
+        });
+    }
+    let mut events: Vec<&Event> = turn
+        .ctx
+        .brain
+        .knowledge
+        .event
+        .iter()
+        .filter(|e| e.starts_at.0 > turn.ctx.now)
+        .collect();
+    events.sort_by_key(|e| (e.starts_at, e.id.clone()));
+    for e in events {
+        let n = turn.ctx.store.confirmed_count(&e.id)?;
+        if n == 0 {
+            continue;
+        }
+        out.push(Opt {
+            value: Audience::Event(e.id.clone()).to_string(),
+            label: both(&|l| {
+                phrases.t(
+                    "audience_event",
+                    l,
+                    &[("event", e.title.get(l)), ("count", &n.to_string())],
+                )
+            }),
+            detail: None,
+        });
+    }
+    Ok(out)
 }
 
 fn status_key(s: RegistrationStatus) -> &'static str {
@@ -203,6 +266,21 @@ pub fn complete(dialog: &Dialog, turn: &Turn, ds: &DialogState) -> Decided {
             let form = dialog.form.clone().unwrap_or_else(|| dialog.id.clone());
             let values: BTreeMap<String, String> = ds.values.clone();
             finish(Effect::SaveForm { form, values }, wording)
+        }
+        Action::Announce => {
+            if value(ds, "ok") != "yes" {
+                return Ok(wording.say_only("kept", &[]));
+            }
+            match Audience::parse(value(ds, "audience")) {
+                Ok(audience) => finish(
+                    Effect::Announce {
+                        audience,
+                        text: value(ds, "text").to_string(),
+                    },
+                    wording,
+                ),
+                Err(why) => Ok(wording.say_only("refused", &[("reason", why.as_str())])),
+            }
         }
         Action::CancelRegistration => {
             let code = value(ds, "registration").to_string();
@@ -315,6 +393,11 @@ impl Wording {
                 self.say("cancelled", &[("code", &cancelled.code)])
             }
             EffectOutcome::CancelRegistration(CancelOutcome::NotFound) => self.say("kept", &[]),
+            EffectOutcome::Announce(Ok(a)) => self.say(
+                "announced",
+                &[("id", &a.id.to_string()), ("total", &a.total.to_string())],
+            ),
+            EffectOutcome::Announce(Err(why)) => self.say("refused", &[("reason", &why.to_string())]),
         };
         vec![reply]
     }

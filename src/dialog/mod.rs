@@ -100,6 +100,8 @@ pub struct Turn<'a> {
     pub identity: &'a str,
     /// Seconds of silence after which a dialog expires.
     pub timeout_secs: i64,
+    /// Whether the person is park staff (`[staff] members`).
+    pub staff: bool,
 }
 
 impl Turn<'_> {
@@ -237,6 +239,10 @@ enum Answer<'a> {
 }
 
 fn start(dialog: &Dialog, turn: &Turn, session: &mut Session, preset: Option<Preset>) -> Decided {
+    if dialog.staff_only && !turn.staff {
+        // Said, and nothing else: no dialog state.
+        return Ok(step(turn.ctx.t("staff_only", &[])));
+    }
     let mut ds = DialogState {
         dialog: dialog.id.clone(),
         state: dialog.states[dialog.start].id.clone(),
@@ -685,6 +691,7 @@ mod tests {
                     ctx: &ctx,
                     identity: "console:x",
                     timeout_secs: 600,
+                    staff: false,
                 };
                 let q = Query::new(text);
                 handle(&w.dialogs, &turn, session, Said::Text(text, &q)).unwrap()
@@ -751,6 +758,7 @@ mod tests {
             ctx: &ctx,
             identity: "console:x",
             timeout_secs: 600,
+            staff: false,
         };
         let mut session = Session::default();
         let q = Query::new("my registrations");
@@ -788,7 +796,7 @@ mod tests {
             .collect();
         let dialogs = Dialogs::load(&files).unwrap();
         let ids: Vec<&str> = dialogs.list.iter().map(|d| d.id.as_str()).collect();
-        assert_eq!(ids, vec!["inquiry", "my_registrations", "signup"]);
+        assert_eq!(ids, vec!["announce", "inquiry", "my_registrations", "signup"]);
         for d in &dialogs.list {
             assert!(
                 d.states[d.start].input.is_some(),

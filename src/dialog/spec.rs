@@ -37,6 +37,9 @@ struct RawDialog {
     link: Option<String>,
     #[serde(default)]
     form: Option<String>,
+    /// Only park staff (`[staff] members`) may start it.
+    #[serde(default)]
+    staff_only: bool,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +105,8 @@ pub enum Source {
     MyRegistrations,
     /// The park's fields.
     Fields,
+    /// Who an announcement may go to, with how many people each is.
+    Audiences,
 }
 
 impl Source {
@@ -109,6 +114,7 @@ impl Source {
         ("open_events", Source::OpenEvents),
         ("my_registrations", Source::MyRegistrations),
         ("fields", Source::Fields),
+        ("audiences", Source::Audiences),
     ];
 }
 
@@ -159,6 +165,8 @@ pub enum Action {
     Register,
     SaveForm,
     CancelRegistration,
+    /// Queue an announcement (staff dialogs).
+    Announce,
 }
 
 /// What an action needs of its dialog: saved names, and texts with the
@@ -173,6 +181,7 @@ impl Action {
         ("register", Action::Register),
         ("save_form", Action::SaveForm),
         ("cancel_registration", Action::CancelRegistration),
+        ("announce", Action::Announce),
     ];
 
     fn needs(self) -> Needs {
@@ -189,6 +198,10 @@ impl Action {
             Action::SaveForm => Needs {
                 values: &[],
                 texts: &[("saved", &["ref"])],
+            },
+            Action::Announce => Needs {
+                values: &["audience", "text", "ok"],
+                texts: &[("announced", &["id", "total"]), ("refused", &["reason"]), ("kept", &[])],
             },
             Action::CancelRegistration => Needs {
                 values: &["registration", "ok"],
@@ -218,6 +231,8 @@ pub struct Dialog {
     pub link: Option<String>,
     /// The form name for `save_form`.
     pub form: Option<String>,
+    /// Only park staff may start it.
+    pub staff_only: bool,
     pub texts: HashMap<String, Text>,
     pub states: Vec<State>,
 }
@@ -394,6 +409,7 @@ pub fn parse(file: &str, text: &str) -> Result<Dialog, Vec<String>> {
         preset,
         link: d.link,
         form: d.form,
+        staff_only: d.staff_only,
         texts: raw.texts.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
         states,
     })

@@ -495,6 +495,17 @@ impl Store {
 
     // ── registrations ──────────────────────────────────────────────────
 
+    /// An event's confirmed and waiting registrations.
+    pub fn event_counts(&self, event_id: &str) -> Result<EventCounts> {
+        self.read(|r| {
+            let t = r.open_table(EVENT_COUNTS)?;
+            match t.get(event_id)? {
+                Some(v) => decode(v.value(), "event counts"),
+                None => Ok(EventCounts::default()),
+            }
+        })
+    }
+
     /// Confirmed registrations of an event.
     pub fn confirmed_count(&self, event_id: &str) -> Result<u32> {
         self.read(|r| {

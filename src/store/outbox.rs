@@ -726,6 +726,22 @@ impl Store {
         })
     }
 
+    /// Active subscribers per channel (not opted out, not blocking).
+    pub fn subscriber_counts(&self) -> Result<BTreeMap<Channel, u64>> {
+        self.read(|r| {
+            let t = r.open_table(SUBSCRIBERS)?;
+            let mut out = BTreeMap::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let s: Subscriber = decode(v.value(), "subscriber")?;
+                if s.subscribed && !s.blocked {
+                    *out.entry(channel_of(k.value())).or_default() += 1;
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Records per channel and state.
     pub fn outbox_counts(&self) -> Result<Vec<(Channel, DeliveryState, u64)>> {
         self.read(|r| {

@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 use super::registrations::{
     CancelOutcome, NewRegistration, RegisterOutcome, cancel_in, register_in, save_form_in, write_session_bytes,
 };
-use super::{Pending, Result, SUBSCRIBERS, Session, Store, Subscriber, decode, encode};
+use super::{
+    AnnounceRefusal, Announcement, Audience, Pending, Result, SUBSCRIBERS, Session, Store, StoreError, Subscriber,
+    decode, encode,
+};
 use crate::knowledge::Text;
 use crate::message::Reply;
 
@@ -42,6 +45,8 @@ pub enum Effect {
     /// Cancel one of the turn's identity's registrations; `notice` is the
     /// promotion template (`{event}`, `{code}`) for whoever moves up.
     CancelRegistration { code: String, notice: Text },
+    /// Queue an announcement made by the turn's identity (staff).
+    Announce { audience: Audience, text: String },
 }
 
 /// What an [`Effect`] came to.
@@ -51,6 +56,8 @@ pub enum EffectOutcome {
     /// The saved form's sequence number.
     SaveForm(u64),
     CancelRegistration(CancelOutcome),
+    /// The announcement made, or why not.
+    Announce(std::result::Result<Announcement, AnnounceRefusal>),
 }
 
 /// Everything one handled message leaves behind.
@@ -299,6 +306,21 @@ fn apply(tx: &WriteTransaction, turn: &TurnWrite, effect: &Effect) -> Result<Eff
         }
         Effect::CancelRegistration { code, notice } => {
             EffectOutcome::CancelRegistration(cancel_in(tx, &turn.identity, code, turn.now, notice)?)
+        }
+        Effect::Announce { audience, text } => {
+            let made = super::outbox::announce_in(
+                tx,
+                audience,
+                text,
+                &turn.identity,
+                turn.now,
+                super::registrations::event_exists,
+            );
+            match made {
+                Ok(a) => EffectOutcome::Announce(Ok(a)),
+                Err(StoreError::AnnouncementRefused(why)) => EffectOutcome::Announce(Err(why)),
+                Err(e) => return Err(e),
+            }
         }
     })
 }

@@ -215,6 +215,22 @@ impl Telegram {
     }
 }
 
+/// Announcements, promotions and reminders go out through [`Telegram::send`].
+impl crate::outbox::Courier for Telegram {
+    fn channel(&self) -> Channel {
+        Channel::Telegram
+    }
+
+    fn send<'a>(&'a self, to: &'a Identity, text: &'a str) -> crate::outbox::Sending<'a> {
+        Box::pin(async move {
+            Telegram::send(self, to, &Reply::text(text)).await.map_err(|e| match e {
+                SendError::Transient(why) => crate::outbox::Failure::Transient(why),
+                other => crate::outbox::Failure::Permanent(other.to_string()),
+            })
+        })
+    }
+}
+
 /// The chat of a `telegram:<chat id>` identity.
 fn chat_of(identity: &Identity) -> Option<ChatId> {
     (identity.channel() == Channel::Telegram)

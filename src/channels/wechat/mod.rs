@@ -67,6 +67,8 @@ struct WechatState {
     require_safe: bool,
     metrics: Arc<Metrics>,
     tasks: Tasks,
+    /// Late answers are queued here (see `send_later`).
+    outbox: Arc<crate::outbox::Outbox>,
     /// Pushes whose answer went (in part) through the customer-service
     /// API: (identity, key) → when, and how. A retry of one is answered
     /// as the first time, never with a second copy of the answer.
@@ -90,6 +92,7 @@ impl Wechat {
         bot: Arc<Bot>,
         metrics: Arc<Metrics>,
         tasks: Tasks,
+        outbox: Arc<crate::outbox::Outbox>,
     ) -> Result<Option<Wechat>, String> {
         if !c.enabled || c.token.is_empty() {
             return Ok(None);
@@ -112,6 +115,7 @@ impl Wechat {
                 require_safe: c.require_safe_mode,
                 metrics,
                 tasks,
+                outbox,
                 deferred: Mutex::new(HashMap::new()),
             }),
         }))
@@ -385,6 +389,36 @@ pub fn parts(replies: &[Reply]) -> Vec<String> {
     split(&text, TEXT_LIMIT)
 }
 
+/// Proactive messages (announcements, promotions, reminders, late
+/// answers) through the customer-service API, in parts of at most 2,048
+/// bytes. Errors WeChat will repeat (45015: the 48-hour window, 43004: not
+/// a follower, …) are permanent; the rest (-1, 45009, a token refetched,
+/// the network) are worth another try.
+pub struct WechatCourier {
+    pub api: Arc<Api>,
+}
+
+impl crate::outbox::Courier for WechatCourier {
+    fn channel(&self) -> Channel {
+        Channel::Wechat
+    }
+
+    fn send<'a>(&'a self, to: &'a Identity, text: &'a str) -> crate::outbox::Sending<'a> {
+        Box::pin(async move {
+            for part in split(text, TEXT_LIMIT) {
+                self.api.send_text(to.id(), &part).await.map_err(|e| {
+                    if e.is_permanent() {
+                        crate::outbox::Failure::Permanent(e.to_string())
+                    } else {
+                        crate::outbox::Failure::Transient(e.to_string())
+                    }
+                })?;
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Cuts `text` into parts of at most `max` UTF-8 bytes, at line ends where
 /// possible, else at character boundaries.
 pub fn split(text: &str, max: usize) -> Vec<String> {
@@ -425,34 +459,46 @@ impl WechatState {
 
     /// Sends `parts` through the customer-service API, in order; a failure
     /// is logged with WeChat's reason and stops the rest.
+    /// Queues an answer (or its rest) in the outbox, whose WeChat courier
+    /// sends it through the customer-service API at the configured rate,
+    /// retrying what is worth retrying; a failure is logged with WeChat's
+    /// reason (45015: the 48-hour window, …) and counted.
     async fn send_later(&self, openid: &str, parts: Vec<String>) {
-        let Some(api) = &self.api else {
-            if !parts.is_empty() {
-                tracing::error!(
-                    parts = parts.len(),
-                    "wechat: an answer could not be sent: no app_id/app_secret for the customer-service API"
-                );
-                self.metrics
-                    .wechat_late_failed
-                    .fetch_add(parts.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
+        if parts.is_empty() {
+            return;
+        }
+        if self.api.is_none() {
+            tracing::error!(
+                parts = parts.len(),
+                "wechat: an answer could not be sent: no app_id/app_secret for the customer-service API"
+            );
+            self.metrics
+                .wechat_late_failed
+                .fetch_add(parts.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        let Some(who) = Identity::new(Channel::Wechat, openid) else {
             return;
         };
-        for part in parts {
-            match api.send_text(openid, &part).await {
-                Ok(()) => {
-                    self.metrics
-                        .wechat_late_sent
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                Err(e) => {
-                    self.metrics
-                        .wechat_late_failed
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!(error = %e, "wechat: a customer-service message could not be sent");
-                    return;
-                }
+        // One record: the courier sends its parts in order.
+        let text = parts.join("\n");
+        let store = self.bot.store().clone();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let queued = tokio::task::spawn_blocking(move || store.enqueue_reply(who.as_str(), vec![text], now)).await;
+        match queued {
+            Ok(Ok(_)) => {
+                self.metrics
+                    .wechat_late_sent
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.outbox.wake.notify_waiters();
             }
+            Ok(Err(e)) => {
+                self.metrics
+                    .wechat_late_failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(error = %e, "wechat: a late answer could not be queued");
+            }
+            Err(_) => {}
         }
     }
 }
