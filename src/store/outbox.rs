@@ -564,6 +564,16 @@ impl Store {
         })
     }
 
+    /// Whether record `id` is still pending (not stopped meanwhile).
+    pub fn is_pending(&self, id: u64) -> Result<bool> {
+        self.read(|r| {
+            let t = r.open_table(OUTBOX)?;
+            let Some(v) = t.get(id)? else { return Ok(false) };
+            let m: OutboxMessage = decode(v.value(), "outbox message")?;
+            Ok(m.state == DeliveryState::Pending)
+        })
+    }
+
     /// When the next pending record of `channel` is due, if any.
     pub fn next_due(&self, channel: Channel) -> Result<Option<i64>> {
         self.read(|r| {

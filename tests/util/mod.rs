@@ -2,6 +2,7 @@
 //! temporary directory, with a clean environment and its own redb file.
 #![allow(dead_code)]
 
+pub mod mocks;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use parkbot::bot::{Bot, Identity, Inbound};
 
+mod outbox;
 mod synthetic;
 mod wechat;
 
@@ -98,6 +99,20 @@ enum Command {
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
     },
+    /// The outbox against a mock Telegram Bot API in this process: its
+    /// throughput with durable state updates (limits raised), then the rate
+    /// it keeps under a configured limit
+    Outbox {
+        /// Recipients of the throughput run
+        #[arg(long, default_value_t = 10_000)]
+        recipients: usize,
+        /// The configured limit of the rate run (messages per second)
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Seconds of the rate run
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// The bare axum handler used as the ceiling (started by `wechat`)
     #[command(hide = true)]
     Ceiling {
@@ -132,6 +147,11 @@ fn main() -> Result<()> {
             rate,
         } => runtime()?.block_on(wechat::bench(parkbot, concurrency, seconds, senders, rate)),
         Command::Ceiling { listen } => runtime()?.block_on(wechat::ceiling(listen)),
+        Command::Outbox {
+            recipients,
+            limit,
+            seconds,
+        } => runtime()?.block_on(outbox::bench(recipients, limit, seconds)),
         Command::Knowledge => {
             print!("{}", synthetic::knowledge_10k());
             Ok(())

@@ -222,8 +222,18 @@ impl crate::outbox::Courier for Telegram {
     }
 
     fn send<'a>(&'a self, to: &'a Identity, text: &'a str) -> crate::outbox::Sending<'a> {
+        // Not through Throttle: the outbox paces its sends itself, evenly
+        // (Throttle lets queued sends go in bursts four times a second);
+        // a 429 pauses the outbox's channel for its retry_after.
         Box::pin(async move {
-            Telegram::send(self, to, &Reply::text(text)).await.map_err(|e| match e {
+            let chat = chat_of(to).ok_or(crate::outbox::Failure::Permanent("not a Telegram identity".into()))?;
+            let s = &self.state;
+            let parts = render::render(&[Reply::text(text)], &s.long);
+            let sent = send_parts(&s.api, chat, parts).await;
+            if let Err((_, RequestError::RetryAfter(after))) = &sent {
+                return Err(crate::outbox::Failure::RetryAfter(after.duration()));
+            }
+            s.count(to, sent).await.map_err(|e| match e {
                 SendError::Transient(why) => crate::outbox::Failure::Transient(why),
                 other => crate::outbox::Failure::Permanent(other.to_string()),
             })
@@ -454,12 +464,19 @@ impl TelegramState {
 
     /// Sends replies to a chat, in order; stops at the first failure.
     async fn deliver(&self, identity: &Identity, chat: ChatId, replies: &[Reply]) -> Result<(), SendError> {
-        for part in render::render(replies, &self.long) {
-            let mut request = self.out.send_message(chat, part.text);
-            if let Some(kb) = part.keyboard {
-                request = request.reply_markup(kb);
+        let sent = send_parts(&self.out, chat, render::render(replies, &self.long)).await;
+        self.count(identity, sent).await
+    }
+
+    /// Counts a send's result, and records a person who blocked the bot.
+    async fn count(&self, identity: &Identity, sent: Result<usize, (usize, RequestError)>) -> Result<(), SendError> {
+        match sent {
+            Ok(n) => {
+                self.metrics.telegram_sent.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(())
             }
-            if let Err(e) = request.send().await {
+            Err((n, e)) => {
+                self.metrics.telegram_sent.fetch_add(n as u64, Ordering::Relaxed);
                 let why = classify(&e);
                 self.metrics.telegram_failed.fetch_add(1, Ordering::Relaxed);
                 if why == SendError::Blocked {
@@ -468,12 +485,28 @@ impl TelegramState {
                         tracing::error!(error = %e, "telegram: cannot record a blocked person");
                     }
                 }
-                return Err(why);
+                Err(why)
             }
-            self.metrics.telegram_sent.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(())
     }
+}
+
+/// Sends the parts in order through `bot`: how many went, or how many went
+/// before the one that failed, and why.
+async fn send_parts<R>(bot: &R, chat: ChatId, parts: Vec<render::Part>) -> Result<usize, (usize, RequestError)>
+where
+    R: Requester<Err = RequestError>,
+{
+    let mut sent = 0;
+    for part in parts {
+        let mut request = bot.send_message(chat, part.text);
+        if let Some(kb) = part.keyboard {
+            request = request.reply_markup(kb);
+        }
+        request.send().await.map_err(|e| (sent, e))?;
+        sent += 1;
+    }
+    Ok(sent)
 }
 
 /// `POST /telegram`: an update, if it carries the webhook secret.
