@@ -22,7 +22,7 @@ Answers questions about the park's enterprises, fields, events and services in
 Chinese and English, from knowledge kept in one redb store file.";
 
 const AFTER: &str = "Examples:
-  parkbot serve                         web chat at http://127.0.0.1:8080/ (and WeChat when configured)
+  parkbot serve                         web chat at http://127.0.0.1:8080/ (WeChat, Telegram when configured)
   parkbot chat                          talk to the bot in the terminal
   parkbot ask 有哪些视频特效企业？      one question, one answer
   parkbot import data/park.toml         load knowledge (TOML or JSON)
@@ -53,8 +53,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the bot: the HTTP server (web chat at /, WeChat at /wechat, admin
-    /// API, /metrics, /healthz) with every enabled channel; Ctrl-C or
+    /// Run the bot: the HTTP server (web chat at /, WeChat at /wechat,
+    /// Telegram by polling or at /telegram, admin API, /metrics, /healthz)
+    /// with every enabled channel, and the outbox's deliveries; Ctrl-C or
     /// SIGTERM stops it cleanly
     Serve {
         /// Address to listen on [default: [server] listen, 127.0.0.1:8080]
