@@ -711,6 +711,21 @@ impl Store {
     where
         W: Fn(&Event, &Registration) -> Text + Send + Sync + 'static,
     {
+        // Most of the time no event is due: say so without a write.
+        let any_due = self.read(|r| {
+            let reminded = r.open_table(REMINDED)?;
+            for row in r.open_table(super::EVENTS)?.iter()? {
+                let ev: Event = decode(row?.1.value(), "event")?;
+                let starts = ev.starts_at.unix();
+                if now >= starts - before && now < starts && reminded.get(ev.id.as_str())?.is_none() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })?;
+        if !any_due {
+            return Ok(0);
+        }
         self.write(move |tx| {
             let mut queued = 0;
             for ev in super::registrations::all_events(tx)? {
@@ -775,6 +790,13 @@ impl Store {
     /// Removes finished records older than `before` (unix seconds), at most
     /// `limit`; returns how many went.
     pub fn prune_outbox(&self, before: i64, limit: usize) -> Result<usize> {
+        let any = self.read(|r| {
+            let t = r.open_table(OUTBOX_DONE)?;
+            Ok(t.range((0, 0)..(before.max(0) as u64, 0))?.next().is_some())
+        })?;
+        if !any {
+            return Ok(0);
+        }
         self.write(move |tx| {
             let old: Vec<(u64, u64)> = {
                 let t = tx.open_table(OUTBOX_DONE)?;
