@@ -24,6 +24,8 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("events_list", &["count"]),
     ("events_none", &[]),
     ("events_hint", &[]),
+    ("events_in_list", &["count"]),
+    ("events_none_in", &[]),
     ("more_hint", &["rest"]),
     ("more_none", &[]),
     ("more_unlisted", &["rest"]),
@@ -87,7 +89,7 @@ pub const TEXTS: &[(&str, &[&str])] = &[
 ];
 
 const INTENTS: &[&str] = &[
-    "greeting", "help", "more", "events", "fields", "cancel", "back", "yes", "no", "language",
+    "greeting", "help", "more", "events", "fields", "list", "cancel", "back", "yes", "no", "language",
 ];
 
 #[derive(Deserialize)]
@@ -115,6 +117,8 @@ pub struct Intents {
     pub more: PhraseSet,
     pub events: PhraseSet,
     pub fields: PhraseSet,
+    /// Words that ask for a list of companies ("哪些", "which companies").
+    pub list: PhraseSet,
     pub cancel: PhraseSet,
     pub back: PhraseSet,
     pub yes: PhraseSet,
@@ -225,6 +229,7 @@ impl Phrasebook {
                 more: set("more"),
                 events: set("events"),
                 fields: set("fields"),
+                list: set("list"),
                 cancel: set("cancel"),
                 back: set("back"),
                 yes: set("yes"),

@@ -18,8 +18,8 @@ pub struct Term {
     pub span: (usize, usize),
     /// A Chinese bigram or single character (not an English word).
     pub han: bool,
-    /// Added as a synonym of a word of the question (weighs less).
-    pub synonym: bool,
+    /// A concept the text mentions (`~id`, see `concepts`), not a word.
+    pub concept: bool,
 }
 
 /// NFKC, lower case, and full-width punctuation folded.
@@ -131,7 +131,7 @@ fn latin_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>)
             text: run.iter().collect(),
             span: (offset, offset + run.len()),
             han: false,
-            synonym: false,
+            concept: false,
         });
     }
     let mut i = 0;
@@ -150,7 +150,7 @@ fn latin_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>)
             text,
             span: (offset + start, offset + i),
             han: false,
-            synonym: false,
+            concept: false,
         });
     }
 }
@@ -162,7 +162,7 @@ fn han_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>) {
                 text: run[0].to_string(),
                 span: (offset, offset + 1),
                 han: true,
-                synonym: false,
+                concept: false,
             });
         }
         return;
@@ -174,7 +174,7 @@ fn han_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>) {
                 text: b,
                 span: (offset + k, offset + k + 2),
                 han: true,
-                synonym: false,
+                concept: false,
             });
         }
     }
