@@ -69,26 +69,45 @@ type Answered = Result<Answer, StoreError>;
 const SEE_ALSO_RATIO: f32 = 0.75;
 /// Other enterprises of the field named after one enterprise's details.
 const ALSO_IN_FIELD: usize = 4;
+/// A confident hit at least this share of the best (unconfident) one's
+/// score is answered instead.
+const CLOSE_SECOND: f32 = 0.9;
+/// With a field named, an FAQ that covers this much of the rest of the
+/// question is what is asked.
+const FAQ_BESIDE_FIELD: f32 = 0.6;
 /// Below this share of the question matched (and not by name), an answer
 /// is given but recorded as a miss for staff to look at.
 pub const CONFIDENCE_LINE: f32 = 0.4;
 
-pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
+/// How a question reads before ranking: the concepts it mentions, the
+/// fields and intent words it names, the time it speaks of, and the
+/// question without the fields', intent and time words (what is left to
+/// rank items by).
+pub struct Reading {
+    /// The question with its concepts.
+    pub q: Query,
+    /// Fields named (by name, alias or keyword), or found through the
+    /// question's industry concepts when it asks for companies.
+    pub fields: Vec<(usize, Vec<(usize, usize)>)>,
+    pub event_words: Vec<(usize, usize)>,
+    pub field_words: Vec<(usize, usize)>,
+    /// The time the question speaks of, when it asks about events.
+    pub period: Option<when::Period>,
+    /// What is left to rank items by.
+    pub rest: Query,
+}
+
+pub fn read(ctx: &Ctx, q: &Query) -> Reading {
     let intents = &ctx.phrases.intents;
-    if q.terms.is_empty() && q.all_terms.is_empty() || intents.help.is_whole(q) || intents.greeting.is_whole(q) {
-        return Ok(Answer::plain(ctx.t("help", &[]), Route::Help));
-    }
     let index = &ctx.brain.index;
-    let q = &index.expand(q);
-    let mut fields = index.fields_in(q);
-    let event_words = intents.events.find(q);
-    let field_words = intents.fields.find(q);
-    let list_words = intents.list.find(q);
-    if fields.is_empty() && !list_words.is_empty() {
+    let q = index.expand(q);
+    let mut fields = index.fields_in(&q);
+    let event_words = intents.events.find(&q);
+    let field_words = intents.fields.find(&q);
+    if fields.is_empty() && !intents.list.find(&q).is_empty() {
         // "做工厂自动化的公司": a field found through what its companies do.
-        fields = index.fields_by_concept(q);
+        fields = index.fields_by_concept(&q);
     }
-    let period = when::parse(&q.norm, park_today(ctx));
     let asks_events = !event_words.is_empty()
         || q.concepts().any(|t| {
             index
@@ -96,6 +115,7 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
                 .of_term(&t.text)
                 .is_some_and(|c| index.lexicon.kind(c) == ConceptKind::Event)
         });
+    let period = asks_events.then(|| when::parse(&q.norm, park_today(ctx))).flatten();
     let mut cut: Vec<(usize, usize)> = fields.iter().flat_map(|(_, s)| s.iter().copied()).collect();
     cut.extend(&event_words);
     cut.extend(&field_words);
@@ -103,14 +123,39 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
         cut.extend(&p.spans);
     }
     let rest = q.without(&cut);
+    Reading {
+        q,
+        fields,
+        event_words,
+        field_words,
+        period,
+        rest,
+    }
+}
+
+pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
+    let intents = &ctx.phrases.intents;
+    if q.terms.is_empty() && q.all_terms.is_empty() || intents.help.is_whole(q) || intents.greeting.is_whole(q) {
+        return Ok(Answer::plain(ctx.t("help", &[]), Route::Help));
+    }
+    let index = &ctx.brain.index;
+    let Reading {
+        q,
+        fields,
+        event_words,
+        field_words,
+        period,
+        rest,
+    } = read(ctx, q);
+    let q = &q;
     let hits = index.search(&rest);
-    if let Some(p) = period.as_ref().filter(|_| asks_events) {
+    if let Some(p) = &period {
         return events_of(ctx, p, &hits);
     }
+    let listy = !(fields.is_empty() && event_words.is_empty() && field_words.is_empty());
     // With list words in the question, a single item must be asked about
     // clearly: by its name, or in detail (a name or tag and another term),
     // or it is of the kind the list words are about.
-    let listy = !cut.is_empty();
     let specific = |h: &&Hit| {
         h.confident
             && match h.item {
@@ -126,16 +171,25 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
                 // An event named (its short name is also a field's word:
                 // "game jam").
                 Item::Event(_) => h.named,
-                Item::Faq(_) => false,
+                // A service asked about beside a field's words ("新药研发有什么资金支持").
+                Item::Faq(_) => !fields.is_empty() && h.strong && h.coverage >= FAQ_BESIDE_FIELD,
             }
     };
     // With a field named, its own entry is answered as its list, below:
     // the best other item may still be what is asked about.
-    let first_item = if fields.is_empty() {
+    let mut first_item = if fields.is_empty() {
         hits.first()
     } else {
         hits.iter().find(|h| !matches!(h.item, Item::Field(_)))
     };
+    // A best match that is not confident gives way to a confident one
+    // scored almost as well.
+    if let Some(top) = first_item.filter(|h| !h.confident) {
+        first_item = hits
+            .iter()
+            .find(|h| h.confident && h.score >= top.score * CLOSE_SECOND && !matches!(h.item, Item::Field(_)))
+            .or(first_item);
+    }
     if let Some(top) = first_item.filter(specific) {
         return one(ctx, top, &hits, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>());
     }
@@ -168,7 +222,7 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
 
 /// Today in the park's time: the offset its events are written in (the
 /// bot's clock may run in UTC).
-fn park_today(ctx: &Ctx) -> time::Date {
+pub fn park_today(ctx: &Ctx) -> time::Date {
     let offset = ctx
         .brain
         .knowledge

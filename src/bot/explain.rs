@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::answer::{self, CONFIDENCE_LINE, Route};
 use super::render;
 use crate::context::Ctx;
-use crate::search::{Hit, Query, when};
+use crate::search::{Hit, Query};
 
 /// The words of `norm` at char span `s`.
 fn said(norm: &str, s: (usize, usize)) -> String {
@@ -16,13 +16,21 @@ fn said(norm: &str, s: (usize, usize)) -> String {
 
 pub fn explain(ctx: &Ctx, text: &str) -> String {
     let index = &ctx.brain.index;
-    let q = index.expand(&Query::new(text));
+    let reading = answer::read(ctx, &Query::new(text));
+    let q = &reading.q;
     let mut out = String::new();
     let words: Vec<&str> = q.terms.iter().filter(|t| !t.concept).map(|t| t.text.as_str()).collect();
     let _ = writeln!(out, "terms: {}", words.join(" "));
     let concepts: Vec<String> = q
         .concepts()
-        .map(|t| format!("{} ({})", &t.text[1..], said(&q.norm, t.span)))
+        .map(|t| {
+            format!(
+                "{} ({}; in {} items)",
+                &t.text[1..],
+                said(&q.norm, t.span),
+                index.items_with(&t.text)
+            )
+        })
         .collect();
     let _ = writeln!(
         out,
@@ -33,22 +41,14 @@ pub fn explain(ctx: &Ctx, text: &str) -> String {
             concepts.join(", ")
         }
     );
-    for (f, _) in index.fields_in(&q) {
-        let _ = writeln!(out, "field: {}", ctx.brain.knowledge.field[f].id);
+    for (f, _) in &reading.fields {
+        let _ = writeln!(out, "field: {}", ctx.brain.knowledge.field[*f].id);
     }
-    for (f, _) in index.fields_by_concept(&q) {
-        let _ = writeln!(
-            out,
-            "field by concept: {} (listed when the question asks for companies)",
-            ctx.brain.knowledge.field[f].id
-        );
-    }
-    let today = ctx.now.date();
-    if let Some(p) = when::parse(&q.norm, today) {
+    if let Some(p) = &reading.period {
         let ranges: Vec<String> = p.ranges.iter().map(|r| format!("{}..{}", r.from, r.until)).collect();
         let _ = writeln!(
             out,
-            "time: {}{}",
+            "events of: {}{}",
             if ranges.is_empty() {
                 "-".to_string()
             } else {
@@ -57,7 +57,11 @@ pub fn explain(ctx: &Ctx, text: &str) -> String {
             if p.past { " (past)" } else { "" }
         );
     }
-    let hits = index.search(&q);
+    let rest: Vec<&str> = reading.rest.terms.iter().map(|t| t.text.as_str()).collect();
+    if reading.rest.terms.len() != q.terms.len() {
+        let _ = writeln!(out, "ranked by: {}", rest.join(" "));
+    }
+    let hits = index.search(&reading.rest);
     for h in &hits {
         let _ = writeln!(
             out,

@@ -41,6 +41,11 @@ const W_PLACE: f32 = 0.4;
 const NAME_BONUS: f32 = 1.5;
 /// Extra score when the whole name or title stands in the question.
 const FULL_NAME_BONUS: f32 = 6.0;
+/// A Chinese question must have this share of its characters found in an
+/// item that it names in part (else the name is a namesake).
+const MIN_NAMESAKE_SHARE: f32 = 0.5;
+/// Extra score when a whole tag, alias or keyword stands in the question.
+const WHOLE_TAG_BONUS: f32 = 1.5;
 /// A fuzzy (typo) match counts this much of an exact one.
 const FUZZY_FACTOR: f32 = 0.75;
 const K1: f32 = 1.2;
@@ -52,6 +57,8 @@ const TOP_K: usize = 12;
 const MIN_COVERAGE: f32 = 0.2;
 /// The same for an answer that matched only a word of an FAQ question.
 const MIN_COVERAGE_QUESTION: f32 = 0.35;
+/// The same for an answer found through one concept of its name or tags.
+const MIN_COVERAGE_CONCEPT: f32 = 0.4;
 
 #[derive(Debug, Clone, Copy)]
 struct Posting {
@@ -180,9 +187,15 @@ pub struct Query {
 
 /// A concept's match counts this much of a shared word's (below the fuzzy
 /// factor: a concept in a name does not make the name "named").
-const CONCEPT_FACTOR: f32 = 0.7;
+const CONCEPT_FACTOR: f32 = 1.0;
 /// A concept found in a name or title weighs as much as in a tag.
 const W_CONCEPT_MAX: f32 = W_ALIAS;
+/// The part of an item's score that does not depend on how much of the
+/// question it covers (the rest grows with the share covered).
+const COORD_BASE: f32 = 0.4;
+/// Extra weight (times idf) for a concept found in a name, tag or FAQ
+/// question: what the item is about, not a word in passing.
+const CONCEPT_TAG_BONUS: f32 = 1.5;
 
 impl Query {
     /// The question's words; [`Index::expand`] adds the concepts it
@@ -249,6 +262,8 @@ struct Evidence {
     concept_strong: bool,
     /// Sum of the idf of all matched terms.
     found: f32,
+    /// Where the matched terms stand in the question.
+    spans: Vec<(usize, usize)>,
 }
 
 /// A question term with its postings.
@@ -285,6 +300,8 @@ struct DocBuilder<'a> {
     names: Vec<String>,
     lexicon: &'a Lexicon,
     concepts: HashMap<u32, (f32, u8)>,
+    /// Only industry concepts (a field is a kind of company, not a service).
+    industries_only: bool,
 }
 
 impl DocBuilder<'_> {
@@ -313,6 +330,9 @@ impl DocBuilder<'_> {
                 .collect();
             found.sort_unstable();
             found.dedup();
+            if self.industries_only {
+                found.retain(|&c| self.lexicon.kind(c) == ConceptKind::Industry);
+            }
             for c in found {
                 // Once is enough: a concept said often is not more relevant.
                 let e = self.concepts.entry(c).or_insert((0.0, 0));
@@ -339,6 +359,19 @@ impl DocBuilder<'_> {
         aliases.iter().for_each(|a| self.alias(a));
         keywords.iter().for_each(|k| self.tag(k));
     }
+}
+
+/// The share of the characters `han` that `spans` cover (1 when there are
+/// none).
+fn han_share(han: &[usize], spans: &[(usize, usize)]) -> f32 {
+    if han.is_empty() {
+        return 1.0;
+    }
+    let covered = han
+        .iter()
+        .filter(|&&c| spans.iter().any(|&(a, b)| a <= c && c < b))
+        .count();
+    covered as f32 / han.len() as f32
 }
 
 /// Whether `name` stands in `text` (both normalized); a name that begins
@@ -370,7 +403,11 @@ impl Index {
             let mut phrases: Vec<&str> = f.name.all();
             phrases.extend(f.aliases.iter().map(String::as_str));
             phrases.extend(f.keywords.iter().map(String::as_str));
-            let mut concepts: Vec<u32> = phrases.iter().flat_map(|p| index.lexicon.concepts_of(p)).collect();
+            let mut concepts: Vec<u32> = phrases
+                .iter()
+                .flat_map(|p| index.lexicon.concepts_of(p))
+                .filter(|&c| index.lexicon.kind(c) == ConceptKind::Industry)
+                .collect();
             concepts.sort_unstable();
             concepts.dedup();
             index.field_concepts.push(concepts);
@@ -442,6 +479,7 @@ impl Index {
             names: Vec::new(),
             lexicon: &self.lexicon,
             concepts: HashMap::new(),
+            industries_only: matches!(item, Item::Field(_)),
         };
         fill(&mut b);
         let concepts: Vec<(String, (f32, u8))> = b.concepts.iter().map(|(c, v)| (self.lexicon.term(*c), *v)).collect();
@@ -492,6 +530,30 @@ impl Index {
         df <= 1 || self.idf(df) >= MIN_IDF
     }
 
+    /// What one term adds to one item's score (BM25 with zone bonuses).
+    fn gain(&self, r: &Resolved, p: &Posting) -> f32 {
+        let d = &self.docs[p.doc as usize];
+        let norm = 1.0 - B + B * d.len / self.avg_len;
+        let sat = p.tf * (K1 + 1.0) / (p.tf + K1 * norm);
+        let bonus = if r.concept {
+            if p.zones & (NAME | TAG | QUESTION) != 0 {
+                CONCEPT_TAG_BONUS
+            } else {
+                0.0
+            }
+        } else if p.zones & NAME != 0 {
+            NAME_BONUS
+        } else {
+            0.0
+        };
+        r.idf * r.factor * (sat + bonus)
+    }
+
+    /// How many items hold a term (a word or a concept's `~id`).
+    pub fn items_with(&self, term: &str) -> usize {
+        self.postings.get(term).map_or(0, Vec::len)
+    }
+
     /// The question with the concepts it mentions added as terms (spanning
     /// the words that said them). An English word the index does not know
     /// that is one or two letters from a concept's word counts as that word.
@@ -537,15 +599,14 @@ impl Index {
             .collect()
     }
 
-    /// Fields that the question's concepts point to (industries and topics,
-    /// not event words): the fields whose concepts it matches best, a
+    /// Fields that the question's industry concepts point to: the fields whose concepts it matches best, a
     /// concept shared by fewer fields counting more. Nothing when more
     /// than two fields tie (too vague to list).
     pub fn fields_by_concept(&self, q: &Query) -> Vec<(usize, Vec<(usize, usize)>)> {
         let asked: Vec<(u32, (usize, usize))> = q
             .concepts()
             .filter_map(|t| self.lexicon.of_term(&t.text).map(|c| (c, t.span)))
-            .filter(|(c, _)| self.lexicon.kind(*c) != ConceptKind::Event)
+            .filter(|(c, _)| self.lexicon.kind(*c) == ConceptKind::Industry)
             .collect();
         if asked.is_empty() {
             return Vec::new();
@@ -665,17 +726,37 @@ impl Index {
             })
             .sum();
         let mut scores = vec![0f32; self.docs.len()];
+        // Sum of the idf of the terms each item matched: the share of the
+        // question it covers weighs its score (an item that matches one
+        // word of five ranks below one that matches four).
+        let mut found = vec![0f32; self.docs.len()];
         for r in &resolved {
+            // An item that has the very words a concept was said with
+            // counts the better of the two, not both.
+            let words: Vec<&Resolved> = if r.concept {
+                resolved
+                    .iter()
+                    .filter(|w| !w.concept && r.span.0 <= w.span.0 && w.span.1 <= r.span.1)
+                    .collect()
+            } else {
+                Vec::new()
+            };
             for p in r.postings.iter() {
-                let d = &self.docs[p.doc as usize];
-                let norm = 1.0 - B + B * d.len / self.avg_len;
-                let sat = p.tf * (K1 + 1.0) / (p.tf + K1 * norm);
-                let bonus = if p.zones & NAME != 0 && !r.concept {
-                    NAME_BONUS
-                } else {
-                    0.0
-                };
-                scores[p.doc as usize] += r.idf * r.factor * (sat + bonus);
+                let mut gain = self.gain(r, p);
+                for w in &words {
+                    if let Ok(i) = w.postings.binary_search_by_key(&p.doc, |x| x.doc) {
+                        gain -= self.gain(w, &w.postings[i]);
+                    }
+                }
+                if gain > 0.0 {
+                    scores[p.doc as usize] += gain;
+                }
+                found[p.doc as usize] += r.idf;
+            }
+        }
+        if said > 0.0 {
+            for (s, f) in scores.iter_mut().zip(&found) {
+                *s *= COORD_BASE + (1.0 - COORD_BASE) * (f / said).min(1.0);
             }
         }
         let mut top: Vec<(u32, f32)> = scores
@@ -690,25 +771,49 @@ impl Index {
         }
         top.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
         top.truncate(k);
+        // The Chinese characters of the question's words that the
+        // knowledge knows (an unknown bigram is often two words' edges).
+        let mut han: Vec<usize> = q
+            .terms
+            .iter()
+            .filter(|t| t.han && !t.concept && (self.postings.contains_key(&t.text) || explained(t)))
+            .flat_map(|t| t.span.0..t.span.1)
+            .collect();
+        han.sort_unstable();
+        han.dedup();
         let mut hits: Vec<Hit> = top
             .into_iter()
             .map(|(doc, score)| {
                 let d = &self.docs[doc as usize];
                 let full_name = d.names.iter().any(|n| name_in(&q.norm, n));
                 let e = self.evidence(doc, &resolved);
-                let strong = e.named || e.concept_strong || self.tag_in(d, q);
+                let tag = self.tag_in(d, q);
+                // Part of a name in a Chinese question whose other words
+                // this item does not have ("熊猫基地门票" is not about 熊猫旋翼):
+                // a namesake, not the item.
+                let namesake = e.named && !full_name && han_share(&han, &e.spans) < MIN_NAMESAKE_SHARE;
+                let named = e.named && !namesake;
+                let strong = named || e.concept_strong || tag;
                 let coverage = if said > 0.0 { (e.found / said).min(1.0) } else { 0.0 };
                 let terms = e.terms;
+                let bonus = if full_name {
+                    FULL_NAME_BONUS
+                } else if tag {
+                    WHOLE_TAG_BONUS
+                } else {
+                    0.0
+                };
                 Hit {
                     item: d.item,
-                    score: score + if full_name { FULL_NAME_BONUS } else { 0.0 },
+                    score: score + bonus,
                     confident: full_name
-                        || ((strong || terms >= 2) && coverage >= MIN_COVERAGE)
+                        || ((named || terms >= 2 || tag) && coverage >= MIN_COVERAGE)
+                        || (e.concept_strong && coverage >= MIN_COVERAGE_CONCEPT)
                         || (e.asked && coverage >= MIN_COVERAGE_QUESTION),
                     full_name,
                     terms,
                     strong,
-                    named: e.named,
+                    named,
                     coverage,
                 }
             })
@@ -753,6 +858,7 @@ impl Index {
                 e.asked |= zones & QUESTION != 0;
             }
         }
+        e.spans = matched;
         e
     }
 }

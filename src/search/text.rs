@@ -41,7 +41,7 @@ const EN_STOP: &[&str] = &[
     "would", "you", "your", "company", "companies", "enterprise", "enterprises", "firm", "firms", "park", "parks",
     "business", "businesses", "one", "ones", "thing", "things", "just", "should", "much", "many",
     "people", "around", "somewhere", "someone", "somebody", "anybody", "anywhere", "place",
-    "places", "go", "come", "way",
+    "places", "go", "come", "way", "re", "ve", "ll", "m", "t", "d",
 ];
 
 /// Characters that carry no meaning on their own in a question; a bigram
@@ -87,7 +87,10 @@ pub fn stem(word: &str) -> String {
         && b[n - 1] == b[n - 2]
         && !matches!(b[n - 1], b'l' | b's' | b'z' | b'e' | b'o')
         && b[n - 1].is_ascii_alphabetic();
-    if doubled || (n > 3 && b[n - 1] == b'e') {
+    // A final e goes ("make", "making"), except in four-letter words in
+    // -re: "care" is not "car", "fire" not "fir".
+    let final_e = n > 3 && b[n - 1] == b'e' && !(n == 4 && b[n - 2] == b'r');
+    if doubled || final_e {
         w.truncate(n - 1);
     }
     w
@@ -245,6 +248,7 @@ mod tests {
         assert_eq!(stem("machined"), stem("machining"));
         assert_eq!(stem("shopping"), "shop");
         assert_eq!(stem("services"), stem("service"));
+        assert_ne!(stem("care"), stem("cars"));
     }
 
     #[test]
