@@ -5,6 +5,7 @@ mod util;
 #[path = "../src/bin/parkbot-load/synthetic.rs"]
 mod synthetic;
 
+mod answers;
 mod browser;
 mod cli;
 mod concurrency;

@@ -154,9 +154,9 @@ pub struct MissGroup {
     pub channels: Vec<String>,
 }
 
-/// How alike two wordings must be (shared content terms over all of
-/// them) to be one group.
-const SAME_WORDING: f32 = 0.5;
+/// How alike two wordings must be (shared content terms over the shorter
+/// one's) to be one group.
+const SAME_WORDING: f32 = 0.6;
 
 /// Groups missed questions by similar wording (their content terms,
 /// Chinese bigrams and stemmed English words), the largest group first.
@@ -166,14 +166,20 @@ pub fn group_misses(misses: &[Miss]) -> Vec<MissGroup> {
     let mut groups: Vec<(BTreeSet<String>, MissGroup)> = Vec::new();
     for m in misses {
         let norm = normalize(m.text.trim());
-        let mut words: BTreeSet<String> = terms(&norm, false).into_iter().map(|t| t.text).collect();
+        let mut words: BTreeSet<String> = terms(&norm, false)
+            .into_iter()
+            .map(|t| t.text)
+            .filter(|t| !t.chars().all(|c| c.is_ascii_digit()))
+            .collect();
         if words.is_empty() {
             words.insert(norm.chars().filter(|c| c.is_alphanumeric()).collect());
         }
+        // Shared words over the shorter wording's: "is there a gym nearby"
+        // and the same with a phone number added are one question.
         let alike = |g: &BTreeSet<String>| {
             let shared = g.intersection(&words).count() as f32;
-            let all = g.union(&words).count().max(1) as f32;
-            shared / all >= SAME_WORDING
+            let shorter = g.len().min(words.len()).max(1) as f32;
+            shared / shorter >= SAME_WORDING
         };
         let at = match groups.iter().position(|(g, _)| alike(g)) {
             Some(i) => i,

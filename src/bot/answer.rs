@@ -91,7 +91,8 @@ pub struct Reading {
     pub fields: Vec<(usize, Vec<(usize, usize)>)>,
     pub event_words: Vec<(usize, usize)>,
     pub field_words: Vec<(usize, usize)>,
-    /// The time the question speaks of, when it asks about events.
+    /// The time the question speaks of, when it asks about events (event
+    /// words, or an event is what it is best answered by).
     pub period: Option<when::Period>,
     /// What is left to rank items by.
     pub rest: Query,
@@ -115,8 +116,16 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
                 .of_term(&t.text)
                 .is_some_and(|c| index.lexicon.kind(c) == ConceptKind::Event)
         });
-    let period = asks_events.then(|| when::parse(&q.norm, park_today(ctx))).flatten();
-    let mut cut: Vec<(usize, usize)> = fields.iter().flat_map(|(_, s)| s.iter().copied()).collect();
+    let mut period = when::parse(&q.norm, park_today(ctx));
+    if !asks_events && period.is_some() {
+        // Time words without event words: events only when the question
+        // is best answered by an event ("can I pitch to VCs in November?").
+        let hits = index.search(&q.without(&fields_cut(&fields)));
+        if !hits.first().is_some_and(|h| matches!(h.item, Item::Event(_))) {
+            period = None;
+        }
+    }
+    let mut cut = fields_cut(&fields);
     cut.extend(&event_words);
     cut.extend(&field_words);
     if let Some(p) = &period {
@@ -131,6 +140,11 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         period,
         rest,
     }
+}
+
+/// Where the fields stand in the question.
+fn fields_cut(fields: &[(usize, Vec<(usize, usize)>)]) -> Vec<(usize, usize)> {
+    fields.iter().flat_map(|(_, s)| s.iter().copied()).collect()
 }
 
 pub fn answer(ctx: &Ctx, q: &Query) -> Answered {

@@ -185,6 +185,8 @@ pub struct Query {
     pub all_terms: Vec<Term>,
 }
 
+/// A word that is part of a concept's phrase counts this much.
+const PHRASE_WORD_FACTOR: f32 = 0.5;
 /// A concept's match counts this much of a shared word's (below the fuzzy
 /// factor: a concept in a name does not make the name "named").
 const CONCEPT_FACTOR: f32 = 1.0;
@@ -232,9 +234,10 @@ impl Query {
 pub struct Hit {
     pub item: Item,
     pub score: f32,
-    /// The match is good enough to answer with: an informative term in the
-    /// name, a whole tag, or two informative terms anywhere; and together
-    /// they cover enough of what the question says.
+    /// The match is good enough to answer with: an informative word in the
+    /// name, a whole tag, or two informative words anywhere, and together
+    /// they cover enough of what the question says; or a concept of the
+    /// question is in the name, a tag or an FAQ question and covers more.
     pub confident: bool,
     /// The whole name, title or an alias stands in the question.
     pub full_name: bool,
@@ -254,6 +257,8 @@ pub struct Hit {
 struct Evidence {
     /// Informative terms matched.
     terms: usize,
+    /// Of them, words (not concepts).
+    words: usize,
     /// One of them is in the name or title.
     named: bool,
     /// One of them is in an FAQ question.
@@ -272,7 +277,15 @@ struct Resolved<'a> {
     factor: f32,
     idf: f32,
     concept: bool,
-    span: (usize, usize),
+    /// Where the term is said (a concept may be said in several places).
+    spans: Vec<(usize, usize)>,
+}
+
+impl Resolved<'_> {
+    /// Whether `span` lies inside one of the places this term is said.
+    fn covers(&self, span: (usize, usize)) -> bool {
+        self.spans.iter().any(|&(a, b)| a <= span.0 && span.1 <= b)
+    }
 }
 
 /// The index over one `Knowledge`.
@@ -572,9 +585,10 @@ impl Index {
                 found.extend(concepts.into_iter().map(|concept| Found { concept, span: t.span }));
             }
         }
+        // Every place a concept is said: the words there are explained.
         let mut seen = std::collections::HashSet::new();
         for f in found {
-            if seen.insert(f.concept) {
+            if seen.insert((f.concept, f.span)) {
                 out.terms.push(Term {
                     text: self.lexicon.term(f.concept),
                     span: f.span,
@@ -691,13 +705,22 @@ impl Index {
             .iter()
             .filter(|t| seen.insert(t.text.as_str()))
             .filter_map(|t| {
-                let (p, factor) = self.resolve(t, &q.norm)?;
+                let (p, mut factor) = self.resolve(t, &q.norm)?;
+                // A word inside a longer phrase of a concept ("online" in
+                // "online order", "个头" in "碰个头") means the phrase,
+                // not itself.
+                let in_phrase = q
+                    .concepts()
+                    .any(|c| c.span.0 <= t.span.0 && t.span.1 <= c.span.1 && c.span != t.span);
+                if !t.concept && in_phrase {
+                    factor *= PHRASE_WORD_FACTOR;
+                }
                 Some(Resolved {
                     postings: p,
                     factor,
                     idf: self.idf(p.len()),
                     concept: t.concept,
-                    span: t.span,
+                    spans: q.terms.iter().filter(|x| x.text == t.text).map(|x| x.span).collect(),
                 })
             })
             .collect();
@@ -736,7 +759,7 @@ impl Index {
             let words: Vec<&Resolved> = if r.concept {
                 resolved
                     .iter()
-                    .filter(|w| !w.concept && r.span.0 <= w.span.0 && w.span.1 <= r.span.1)
+                    .filter(|w| !w.concept && w.spans.iter().any(|&s| r.covers(s)))
                     .collect()
             } else {
                 Vec::new()
@@ -807,7 +830,7 @@ impl Index {
                     item: d.item,
                     score: score + bonus,
                     confident: full_name
-                        || ((named || terms >= 2 || tag) && coverage >= MIN_COVERAGE)
+                        || ((named || e.words >= 2 || tag) && coverage >= MIN_COVERAGE)
                         || (e.concept_strong && coverage >= MIN_COVERAGE_CONCEPT)
                         || (e.asked && coverage >= MIN_COVERAGE_QUESTION),
                     full_name,
@@ -843,11 +866,14 @@ impl Index {
                 continue;
             };
             e.found += r.idf;
-            let again = r.concept && matched.iter().any(|&(a, b)| r.span.0 <= a && b <= r.span.1);
-            matched.push(r.span);
+            let again = r.concept && matched.iter().any(|&s| r.covers(s));
+            matched.extend(&r.spans);
             if self.informative(r.postings.len()) {
                 if !again {
                     e.terms += 1;
+                }
+                if !r.concept {
+                    e.words += 1;
                 }
                 let zones = r.postings[i].zones;
                 if r.concept {

@@ -41,7 +41,9 @@ const EN_STOP: &[&str] = &[
     "would", "you", "your", "company", "companies", "enterprise", "enterprises", "firm", "firms", "park", "parks",
     "business", "businesses", "one", "ones", "thing", "things", "just", "should", "much", "many",
     "people", "around", "somewhere", "someone", "somebody", "anybody", "anywhere", "place",
-    "places", "go", "come", "way", "re", "ve", "ll", "m", "t", "d",
+    "places", "go", "come", "way", "re", "ve", "ll", "m", "t", "d", "while", "needs", "wants", "also",
+    "still", "really", "actually", "maybe", "other", "something", "then", "than", "very", "too",
+    "only", "even", "quite", "more", "after", "before", "during", "ok", "okay", "hello", "thanks",
 ];
 
 /// Characters that carry no meaning on their own in a question; a bigram
