@@ -699,31 +699,6 @@ impl Index {
         if self.docs.is_empty() {
             return Vec::new();
         }
-        let mut seen = std::collections::HashSet::new();
-        let resolved: Vec<Resolved> = q
-            .terms
-            .iter()
-            .filter(|t| seen.insert(t.text.as_str()))
-            .filter_map(|t| {
-                let (p, mut factor) = self.resolve(t, &q.norm)?;
-                // A word inside a longer phrase of a concept ("online" in
-                // "online order", "个头" in "碰个头") means the phrase,
-                // not itself.
-                let in_phrase = q
-                    .concepts()
-                    .any(|c| c.span.0 <= t.span.0 && t.span.1 <= c.span.1 && c.span != t.span);
-                if !t.concept && in_phrase {
-                    factor *= PHRASE_WORD_FACTOR;
-                }
-                Some(Resolved {
-                    postings: p,
-                    factor,
-                    idf: self.idf(p.len()),
-                    concept: t.concept,
-                    spans: q.terms.iter().filter(|x| x.text == t.text).map(|x| x.span).collect(),
-                })
-            })
-            .collect();
         // How much the question says, by idf: English words count even when
         // unknown (they are real words); Chinese bigrams only when known
         // (an unknown bigram is often two words' edges). Words that a known
@@ -735,19 +710,36 @@ impl Index {
             .map(|t| t.span)
             .collect();
         let explained = |t: &Term| concept_spans.iter().any(|&(a, b)| a <= t.span.0 && t.span.1 <= b);
-        let mut seen_all = std::collections::HashSet::new();
-        let said: f32 = q
-            .terms
-            .iter()
-            .filter(|t| seen_all.insert(t.text.as_str()))
-            .filter(|t| t.concept || !explained(t))
-            .map(|t| match self.resolve(t, &q.norm) {
-                Some((p, _)) => self.idf(p.len()),
-                None if t.concept => 0.0,
-                None if !t.han => unknown_idf,
-                None => 0.0,
-            })
-            .sum();
+        let mut said = 0.0;
+        let mut seen = std::collections::HashSet::new();
+        let mut resolved: Vec<Resolved> = Vec::new();
+        for t in q.terms.iter().filter(|t| seen.insert(t.text.as_str())) {
+            let found = self.resolve(t, &q.norm);
+            if t.concept || !explained(t) {
+                said += match found {
+                    Some((p, _)) => self.idf(p.len()),
+                    None if t.concept || t.han => 0.0,
+                    None => unknown_idf,
+                };
+            }
+            let Some((p, mut factor)) = found else { continue };
+            // A word inside a longer phrase of a concept ("online" in
+            // "online order", "个头" in "碰个头") means the phrase, not
+            // itself.
+            let in_phrase = q
+                .concepts()
+                .any(|c| c.span.0 <= t.span.0 && t.span.1 <= c.span.1 && c.span != t.span);
+            if !t.concept && in_phrase {
+                factor *= PHRASE_WORD_FACTOR;
+            }
+            resolved.push(Resolved {
+                postings: p,
+                factor,
+                idf: self.idf(p.len()),
+                concept: t.concept,
+                spans: q.terms.iter().filter(|x| x.text == t.text).map(|x| x.span).collect(),
+            });
+        }
         let mut scores = vec![0f32; self.docs.len()];
         // Sum of the idf of the terms each item matched: the share of the
         // question it covers weighs its score (an item that matches one
@@ -777,16 +769,18 @@ impl Index {
                 found[p.doc as usize] += r.idf;
             }
         }
-        if said > 0.0 {
-            for (s, f) in scores.iter_mut().zip(&found) {
-                *s *= COORD_BASE + (1.0 - COORD_BASE) * (f / said).min(1.0);
+        let coord = |f: f32| {
+            if said > 0.0 {
+                COORD_BASE + (1.0 - COORD_BASE) * (f / said).min(1.0)
+            } else {
+                1.0
             }
-        }
+        };
         let mut top: Vec<(u32, f32)> = scores
             .iter()
             .enumerate()
             .filter(|(_, s)| **s > 0.0)
-            .map(|(i, s)| (i as u32, *s))
+            .map(|(i, s)| (i as u32, *s * coord(found[i])))
             .collect();
         let k = (TOP_K * 2).min(top.len());
         if k == 0 {
