@@ -110,12 +110,8 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         fields = index.fields_by_concept(&q);
     }
     let asks_events = !event_words.is_empty()
-        || q.concepts().any(|t| {
-            index
-                .lexicon
-                .of_term(&t.text)
-                .is_some_and(|c| index.lexicon.kind(c) == ConceptKind::Event)
-        });
+        || q.concepts()
+            .any(|t| t.concept.is_some_and(|c| index.lexicon.kind(c) == ConceptKind::Event));
     let mut period = when::parse(&q.norm, park_today(ctx));
     if !asks_events && period.is_some() {
         // Time words without event words: events only when the question

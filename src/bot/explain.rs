@@ -19,16 +19,21 @@ pub fn explain(ctx: &Ctx, text: &str) -> String {
     let reading = answer::read(ctx, &Query::new(text));
     let q = &reading.q;
     let mut out = String::new();
-    let words: Vec<&str> = q.terms.iter().filter(|t| !t.concept).map(|t| t.text.as_str()).collect();
+    let words: Vec<&str> = q
+        .terms
+        .iter()
+        .filter(|t| t.concept.is_none())
+        .map(|t| t.text.as_str())
+        .collect();
     let _ = writeln!(out, "terms: {}", words.join(" "));
     let concepts: Vec<String> = q
         .concepts()
         .map(|t| {
             format!(
                 "{} ({}; in {} items)",
-                &t.text[1..],
+                t.text,
                 said(&q.norm, t.span),
-                index.items_with(&t.text)
+                t.concept.map_or(0, |c| index.concept_items(c))
             )
         })
         .collect();

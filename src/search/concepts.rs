@@ -5,8 +5,9 @@
 //! the `[[concept]]` tables of the park's knowledge files (more words for a
 //! built-in concept of the same id, or new concepts). The index marks every
 //! knowledge item with the concepts its texts mention and every question
-//! with the concepts it mentions, as extra terms ([`Lexicon::term`]) that
-//! BM25 weighs like words: a concept that many items mention counts little.
+//! with the concepts it mentions, as extra terms (with postings of their
+//! own) that BM25 weighs like words: a concept that many items mention
+//! counts little.
 
 use std::collections::HashMap;
 
@@ -233,17 +234,6 @@ impl Lexicon {
 
     pub fn kind(&self, c: u32) -> ConceptKind {
         self.kinds[c as usize]
-    }
-
-    /// The index term that stands for concept `c` (no word looks like it).
-    pub fn term(&self, c: u32) -> String {
-        format!("~{}", self.ids[c as usize])
-    }
-
-    /// The concept an index term stands for.
-    pub fn of_term(&self, term: &str) -> Option<u32> {
-        let id = term.strip_prefix('~')?;
-        self.ids.iter().position(|x| x == id).map(|i| i as u32)
     }
 
     /// The concepts in a normalized text, given its content terms and all

@@ -1,7 +1,11 @@
 //! The retrieval engine: an in-memory index over fields, enterprises, events
-//! and FAQs, ranked with BM25 over weighted zones (names above tags and FAQ
-//! questions above summaries), with typo tolerance for names and phrase
-//! matching for field aliases and intent words.
+//! and FAQs, ranked with BM25 over weighted zones (names and aliases above
+//! tags, keywords and FAQ questions above summaries), with typo tolerance
+//! for names and tags, phrase matching for field aliases and intent words,
+//! and the concept lexicon (`concepts`): a question and an item that
+//! mention the same concept match without sharing a word. An item's score
+//! grows with the share of the question it covers. Dates in questions are
+//! read by `when`.
 //!
 //! The index is rebuilt from the store's knowledge at start-up and after an
 //! import; it holds positions into that `Knowledge`, never copies of it.
@@ -214,7 +218,7 @@ impl Query {
 
     /// The concept terms of the question.
     pub fn concepts(&self) -> impl Iterator<Item = &Term> {
-        self.terms.iter().filter(|t| t.concept)
+        self.terms.iter().filter(|t| t.concept.is_some())
     }
 
     /// The same question without the terms inside `spans`.
@@ -302,6 +306,8 @@ pub struct Index {
     fields: Vec<PhraseSet>,
     /// For each field: the concepts its name, aliases and keywords mention.
     field_concepts: Vec<Vec<u32>>,
+    /// For each concept of the lexicon: the items that mention it.
+    concept_postings: Vec<Vec<Posting>>,
     /// The concept lexicon: built-in concepts and the park's.
     pub lexicon: Lexicon,
 }
@@ -403,8 +409,10 @@ fn name_in(text: &str, name: &str) -> bool {
 
 impl Index {
     pub fn build(k: &Knowledge) -> Index {
+        let lexicon = Lexicon::with_park(&k.concept);
         let mut index = Index {
-            lexicon: Lexicon::with_park(&k.concept),
+            concept_postings: vec![Vec::new(); lexicon.len()],
+            lexicon,
             ..Default::default()
         };
         for (i, f) in k.field.iter().enumerate() {
@@ -495,7 +503,6 @@ impl Index {
             industries_only: matches!(item, Item::Field(_)),
         };
         fill(&mut b);
-        let concepts: Vec<(String, (f32, u8))> = b.concepts.iter().map(|(c, v)| (self.lexicon.term(*c), *v)).collect();
         for (term, (tf, zones)) in b.tf {
             if zones & (NAME | TAG) != 0 && term.len() >= 4 && term.bytes().all(|c| c.is_ascii_alphabetic()) {
                 let first = term.chars().next().unwrap_or(' ');
@@ -503,8 +510,8 @@ impl Index {
             }
             self.postings.entry(term).or_default().push(Posting { doc, tf, zones });
         }
-        for (term, (tf, zones)) in concepts {
-            self.postings.entry(term).or_default().push(Posting { doc, tf, zones });
+        for (c, (tf, zones)) in b.concepts {
+            self.concept_postings[c as usize].push(Posting { doc, tf, zones });
         }
         let mut names: Vec<String> = name.all().into_iter().map(normalize).collect();
         names.extend(b.names);
@@ -562,9 +569,9 @@ impl Index {
         r.idf * r.factor * (sat + bonus)
     }
 
-    /// How many items hold a term (a word or a concept's `~id`).
-    pub fn items_with(&self, term: &str) -> usize {
-        self.postings.get(term).map_or(0, Vec::len)
+    /// How many items mention concept `c`.
+    pub fn concept_items(&self, c: u32) -> usize {
+        self.concept_postings.get(c as usize).map_or(0, Vec::len)
     }
 
     /// The question with the concepts it mentions added as terms (spanning
@@ -576,7 +583,7 @@ impl Index {
             return out;
         }
         let mut found = self.lexicon.find(&q.norm, &q.terms, &q.all_terms);
-        for t in q.terms.iter().filter(|t| !t.han && !t.concept) {
+        for t in q.terms.iter().filter(|t| !t.han && t.concept.is_none()) {
             if self.postings.contains_key(&t.text) || found.iter().any(|f| f.span == t.span) {
                 continue;
             }
@@ -590,10 +597,10 @@ impl Index {
         for f in found {
             if seen.insert((f.concept, f.span)) {
                 out.terms.push(Term {
-                    text: self.lexicon.term(f.concept),
+                    text: self.lexicon.id(f.concept).to_string(),
                     span: f.span,
                     han: false,
-                    concept: true,
+                    concept: Some(f.concept),
                 });
             }
         }
@@ -613,13 +620,14 @@ impl Index {
             .collect()
     }
 
-    /// Fields that the question's industry concepts point to: the fields whose concepts it matches best, a
-    /// concept shared by fewer fields counting more. Nothing when more
-    /// than two fields tie (too vague to list).
+    /// Fields that the question's industry concepts point to: the fields
+    /// whose concepts it matches best, a concept shared by fewer fields
+    /// counting more. Nothing when more than two fields tie (too vague to
+    /// list).
     pub fn fields_by_concept(&self, q: &Query) -> Vec<(usize, Vec<(usize, usize)>)> {
         let asked: Vec<(u32, (usize, usize))> = q
             .concepts()
-            .filter_map(|t| self.lexicon.of_term(&t.text).map(|c| (c, t.span)))
+            .filter_map(|t| t.concept.map(|c| (c, t.span)))
             .filter(|(c, _)| self.lexicon.kind(*c) == ConceptKind::Industry)
             .collect();
         if asked.is_empty() {
@@ -659,10 +667,17 @@ impl Index {
 
     /// The postings of a query term: exact, else a close name word.
     fn resolve(&self, t: &Term, norm: &str) -> Option<(&Vec<Posting>, f32)> {
-        if let Some(p) = self.postings.get(&t.text) {
-            return Some((p, if t.concept { CONCEPT_FACTOR } else { 1.0 }));
+        if let Some(c) = t.concept {
+            return self
+                .concept_postings
+                .get(c as usize)
+                .filter(|p| !p.is_empty())
+                .map(|p| (p, CONCEPT_FACTOR));
         }
-        if t.han || t.concept {
+        if let Some(p) = self.postings.get(&t.text) {
+            return Some((p, 1.0));
+        }
+        if t.han {
             return None;
         }
         // The typo may be in the stemmed form or in the word as written
@@ -706,19 +721,19 @@ impl Index {
         let unknown_idf = self.idf(0);
         let concept_spans: Vec<(usize, usize)> = q
             .concepts()
-            .filter(|t| self.postings.contains_key(&t.text))
+            .filter(|t| t.concept.is_some_and(|c| self.concept_items(c) > 0))
             .map(|t| t.span)
             .collect();
         let explained = |t: &Term| concept_spans.iter().any(|&(a, b)| a <= t.span.0 && t.span.1 <= b);
         let mut said = 0.0;
         let mut seen = std::collections::HashSet::new();
         let mut resolved: Vec<Resolved> = Vec::new();
-        for t in q.terms.iter().filter(|t| seen.insert(t.text.as_str())) {
+        for t in q.terms.iter().filter(|t| seen.insert((t.concept, t.text.as_str()))) {
             let found = self.resolve(t, &q.norm);
-            if t.concept || !explained(t) {
+            if t.concept.is_some() || !explained(t) {
                 said += match found {
                     Some((p, _)) => self.idf(p.len()),
-                    None if t.concept || t.han => 0.0,
+                    None if t.concept.is_some() || t.han => 0.0,
                     None => unknown_idf,
                 };
             }
@@ -729,15 +744,20 @@ impl Index {
             let in_phrase = q
                 .concepts()
                 .any(|c| c.span.0 <= t.span.0 && t.span.1 <= c.span.1 && c.span != t.span);
-            if !t.concept && in_phrase {
+            if t.concept.is_none() && in_phrase {
                 factor *= PHRASE_WORD_FACTOR;
             }
             resolved.push(Resolved {
                 postings: p,
                 factor,
                 idf: self.idf(p.len()),
-                concept: t.concept,
-                spans: q.terms.iter().filter(|x| x.text == t.text).map(|x| x.span).collect(),
+                concept: t.concept.is_some(),
+                spans: q
+                    .terms
+                    .iter()
+                    .filter(|x| x.concept == t.concept && x.text == t.text)
+                    .map(|x| x.span)
+                    .collect(),
             });
         }
         let mut scores = vec![0f32; self.docs.len()];
@@ -793,7 +813,7 @@ impl Index {
         let mut han: Vec<usize> = q
             .terms
             .iter()
-            .filter(|t| t.han && !t.concept && (self.postings.contains_key(&t.text) || explained(t)))
+            .filter(|t| t.han && t.concept.is_none() && (self.postings.contains_key(&t.text) || explained(t)))
             .flat_map(|t| t.span.0..t.span.1)
             .collect();
         han.sort_unstable();
@@ -941,7 +961,7 @@ tags = ["班车", "shuttle", "metro"]
         let hit = top(&idx, "地铁站有接驳车吗").unwrap();
         assert_eq!(hit.item, Item::Faq(1));
         let q = idx.expand(&Query::new("is parking free"));
-        assert!(q.terms.iter().any(|t| t.concept && t.text == "~parking"));
+        assert!(q.terms.iter().any(|t| t.concept.is_some() && t.text == "parking"));
         // Meaning without a shared word: the parking FAQ for a car left.
         let hit = top(&idx, "where can I leave my car").unwrap();
         assert_eq!(hit.item, Item::Faq(0));

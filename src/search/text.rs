@@ -18,8 +18,9 @@ pub struct Term {
     pub span: (usize, usize),
     /// A Chinese bigram or single character (not an English word).
     pub han: bool,
-    /// A concept the text mentions (`~id`, see `concepts`), not a word.
-    pub concept: bool,
+    /// The concept this term stands for (see `concepts`; its `text` is the
+    /// concept's id), or `None` for a word.
+    pub concept: Option<u32>,
 }
 
 /// NFKC, lower case, and full-width punctuation folded.
@@ -136,7 +137,7 @@ fn latin_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>)
             text: run.iter().collect(),
             span: (offset, offset + run.len()),
             han: false,
-            concept: false,
+            concept: None,
         });
     }
     let mut i = 0;
@@ -155,7 +156,7 @@ fn latin_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>)
             text,
             span: (offset + start, offset + i),
             han: false,
-            concept: false,
+            concept: None,
         });
     }
 }
@@ -167,7 +168,7 @@ fn han_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>) {
                 text: run[0].to_string(),
                 span: (offset, offset + 1),
                 han: true,
-                concept: false,
+                concept: None,
             });
         }
         return;
@@ -179,7 +180,7 @@ fn han_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>) {
                 text: b,
                 span: (offset + k, offset + k + 2),
                 han: true,
-                concept: false,
+                concept: None,
             });
         }
     }
