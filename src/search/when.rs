@@ -170,9 +170,11 @@ fn latin_words(chars: &[char]) -> Vec<Word> {
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '\'') {
                 i += 1;
             }
+            // "weekend's" is "weekend".
+            let end = chars[start..i].iter().position(|&c| c == '\'').map_or(i, |p| start + p);
             out.push(Word {
-                text: chars[start..i].iter().collect(),
-                span: (start, i),
+                text: chars[start..end].iter().collect(),
+                span: (start, end),
             });
         } else {
             i += 1;
@@ -410,6 +412,8 @@ pub fn parse(norm: &str, today: Date) -> Option<Period> {
         ("今晚", day(0)),
         ("昨天", day(-1)),
         ("下下周", week(2)),
+        ("上周末", weekend(-1)),
+        ("上个周末", weekend(-1)),
         ("下周末", weekend(1)),
         ("下个周末", weekend(1)),
         ("这周末", weekend(0)),
@@ -449,6 +453,7 @@ pub fn parse(norm: &str, today: Date) -> Option<Period> {
         (&["today"], day(0)),
         (&["tonight"], day(0)),
         (&["yesterday"], day(-1)),
+        (&["last", "weekend"], weekend(-1)),
         (&["next", "weekend"], weekend(1)),
         (&["this", "weekend"], weekend(0)),
         (&["the", "weekend"], weekend(0)),
@@ -512,6 +517,11 @@ mod tests {
             range(date!(2026 - 11 - 28), date!(2026 - 11 - 30))
         );
         assert_eq!(first("anything this weekend"), first("这周末有活动吗"));
+        assert_eq!(
+            first("上周末的活动"),
+            range(date!(2026 - 11 - 21), date!(2026 - 11 - 23))
+        );
+        assert_eq!(first("last weekend's event"), first("上周末的活动"));
         assert_eq!(first("下周有什么"), range(date!(2026 - 11 - 30), date!(2026 - 12 - 07)));
         assert_eq!(first("events next week"), first("下周有什么"));
         assert_eq!(
