@@ -1,13 +1,17 @@
 //! Files built into the binary, so that `parkbot` works from any directory:
-//! the default configuration, the demo knowledge and the dialogs. A file on
-//! disk always wins; the built-in copy is used only where none exists (for
-//! the dialogs, only when the folder is the default one: a dialog folder the
-//! user configured must exist).
+//! the default configuration, the demo knowledge, the concept lexicon and
+//! the dialogs. A file on disk always wins; the built-in copy is used only
+//! where none exists (for the dialogs, only when the folder is the default
+//! one: a dialog folder the user configured must exist). The concept
+//! lexicon is always the built-in one; a park extends it in its knowledge
+//! files.
 
 use std::path::Path;
 
 pub const BOT_TOML: &str = include_str!("../dialogs/bot.toml");
 pub const PARK_TOML: &str = include_str!("../data/park.toml");
+/// The concept lexicon (see `search::concepts`).
+pub const CONCEPTS_TOML: &str = include_str!("../data/concepts.toml");
 pub const SIGNUP_TOML: &str = include_str!("../dialogs/signup.toml");
 pub const INQUIRY_TOML: &str = include_str!("../dialogs/inquiry.toml");
 pub const MY_REGISTRATIONS_TOML: &str = include_str!("../dialogs/my_registrations.toml");

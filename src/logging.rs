@@ -41,9 +41,57 @@ pub fn mask_phone(phone: &str) -> String {
         .collect()
 }
 
+/// A text with every phone number in it masked (a run of seven or more
+/// digits, with an optional leading `+` and spaces or dashes between):
+/// for texts people typed, kept for staff.
+pub fn mask_phones_in(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let plus = chars[i] == '+' && chars.get(i + 1).is_some_and(char::is_ascii_digit);
+        if !(plus || chars[i].is_ascii_digit()) {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut digits = String::new();
+        if plus {
+            digits.push('+');
+            i += 1;
+        }
+        let mut end = i;
+        while i < chars.len() && (chars[i].is_ascii_digit() || matches!(chars[i], ' ' | '-')) {
+            if chars[i].is_ascii_digit() {
+                digits.push(chars[i]);
+                end = i + 1;
+            }
+            i += 1;
+        }
+        i = end;
+        if digits.trim_start_matches('+').len() >= 7 {
+            out.push_str(&mask_phone(&digits));
+        } else {
+            out.extend(&chars[start..end]);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::mask_phone;
+    use super::{mask_phone, mask_phones_in};
+
+    #[test]
+    fn phones_in_a_text_are_masked() {
+        assert_eq!(
+            mask_phones_in("我的电话13812345678，请回电"),
+            "我的电话138****5678，请回电"
+        );
+        assert_eq!(mask_phones_in("call +44 20 7946 0958 now"), "call +44******0958 now");
+        assert_eq!(mask_phones_in("room 301 at 9:30, 2027"), "room 301 at 9:30, 2027");
+    }
 
     #[test]
     fn phones_are_masked() {

@@ -30,6 +30,8 @@ const AFTER: &str = "Examples:
   parkbot export registrations --event web3-forum > web3.csv
   parkbot check                         validate configuration, dialogs, seed knowledge
   parkbot announce --audience all --text \"园区今晚8点闭园\"   queue an announcement
+  parkbot export misses                 questions the bot could not answer, grouped
+  parkbot explain 晚上能进园区吗         why a question is answered the way it is
 
 Configuration: --config FILE, else config/default.toml in the current folder,
 else the built-in default. Any key can be set from the environment as
@@ -119,7 +121,8 @@ enum Command {
         #[arg(value_name = "TEXT")]
         words: Vec<String>,
     },
-    /// Show how the knowledge ranks for a question (for tuning knowledge files)
+    /// Show how a question is read (words, concepts, fields, time), how the
+    /// knowledge ranks for it, and why it missed when it did
     Explain {
         /// The question
         #[arg(required = true, value_name = "TEXT")]
@@ -154,6 +157,20 @@ enum Export {
         #[arg(long, value_name = "ID")]
         announcement: u64,
     },
+    /// Questions the bot could not answer (the fallback, or a weak
+    /// answer), grouped by similar wording, the largest group first
+    Misses {
+        /// Output format: readable text, or CSV
+        /// (count,question,other_wordings,kind,languages,channels,first_seen,last_seen)
+        #[arg(long, value_enum, default_value_t = MissFormat::Text)]
+        format: MissFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MissFormat {
+    Text,
+    Csv,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -366,6 +383,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     export::deliveries_csv(announcement, &app.store.deliveries(announcement)?)
                 }
                 Export::Form { name } => export::form_csv(&app, &name)?,
+                Export::Misses { format } => {
+                    let groups = export::group_misses(&app.store.misses()?);
+                    match format {
+                        MissFormat::Text => export::misses_text(&groups),
+                        MissFormat::Csv => export::misses_csv(&groups),
+                    }
+                }
             };
             std::io::stdout().lock().write_all(text.as_bytes())?;
             Ok(ExitCode::SUCCESS)

@@ -24,6 +24,8 @@ pub const TEXTS: &[(&str, &[&str])] = &[
     ("events_list", &["count"]),
     ("events_none", &[]),
     ("events_hint", &[]),
+    ("events_in_list", &["count"]),
+    ("events_none_in", &[]),
     ("more_hint", &["rest"]),
     ("more_none", &[]),
     ("more_unlisted", &["rest"]),
@@ -122,6 +124,7 @@ const INTENTS: &[&str] = &[
     "unsubscribe",
     "stats",
     "staff_registrations",
+    "list",
 ];
 
 #[derive(Deserialize)]
@@ -149,6 +152,8 @@ pub struct Intents {
     pub more: PhraseSet,
     pub events: PhraseSet,
     pub fields: PhraseSet,
+    /// Words that ask for a list of companies ("哪些", "which companies").
+    pub list: PhraseSet,
     pub cancel: PhraseSet,
     pub back: PhraseSet,
     pub yes: PhraseSet,
@@ -263,6 +268,7 @@ impl Phrasebook {
                 more: set("more"),
                 events: set("events"),
                 fields: set("fields"),
+                list: set("list"),
                 cancel: set("cancel"),
                 back: set("back"),
                 yes: set("yes"),

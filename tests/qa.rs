@@ -1,8 +1,12 @@
 //! Answer quality on the repository's own question sets — over the demo
-//! knowledge (`tests/qa/park_eval.json`) and over a second, fictional park
-//! (`tests/qa/lakeside.toml`, `lakeside_eval.json`) — scored exactly as
-//! `../shared/eval/qa_eval.py` scores the shared set: top-1, by substring
-//! after NFKC and case folding. The bar is the goal: 90 %.
+//! knowledge (`tests/qa/park_eval.json`), over a second, fictional park
+//! (`tests/qa/lakeside.toml`, `lakeside_eval.json`) and over the
+//! development park of the concept work (`tests/qa/skyport.toml`, mostly
+//! paraphrases) — scored exactly as `../shared/eval/qa_eval.py` scores the
+//! shared set: top-1, by substring after NFKC and case folding. The bar is
+//! 90 % for the first two; SkyPort's is what the work reached (see
+//! docs/PERFORMANCE.md). The held-out park (`tests/qa/qiantang.*`) is
+//! deliberately not run here: it is scored by hand, never tuned on.
 
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
@@ -176,4 +180,14 @@ fn own_question_set_scores_at_least_90_percent() {
 fn another_parks_question_set_scores_at_least_90_percent() {
     let (passed, total, failures) = score_set("tests/qa/lakeside.toml", "tests/qa/lakeside_eval.json");
     assert!(passed * 10 >= total * 9, "below 90 %:\n{}", failures.join("\n"));
+}
+
+/// The development park of the concept work (Tianfu SkyPort, fictional):
+/// 109 questions, 46 of them sharing no content word with their answer.
+/// First run 55/109; the bar is below what the work reached, so that a
+/// regression shows.
+#[test]
+fn the_paraphrase_park_scores_at_least_85_percent() {
+    let (passed, total, failures) = score_set("tests/qa/skyport.toml", "tests/qa/skyport_eval.json");
+    assert!(passed * 100 >= total * 85, "below 85 %:\n{}", failures.join("\n"));
 }

@@ -6,6 +6,7 @@ mod util;
 mod synthetic;
 
 mod announce;
+mod answers;
 mod browser;
 mod cli;
 mod concurrency;

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::App;
-use crate::store::Registration;
+use crate::store::{Miss, Registration};
 
 /// The contract's registration columns, in order.
 pub const REGISTRATION_COLUMNS: &[&str] = &[
@@ -170,9 +170,201 @@ pub fn deliveries_csv(announcement: u64, deliveries: &[crate::store::OutboxMessa
     )
 }
 
+/// Missed questions of one wording (give or take a word).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MissGroup {
+    /// The wordings, the commonest first, with their counts.
+    pub wordings: Vec<(String, usize)>,
+    pub count: usize,
+    pub first_at: i64,
+    pub last_at: i64,
+    /// "fallback", "weak" or both.
+    pub kinds: Vec<&'static str>,
+    pub langs: Vec<&'static str>,
+    pub channels: Vec<String>,
+}
+
+/// How alike two wordings must be (shared content terms over the shorter
+/// one's) to be one group.
+const SAME_WORDING: f32 = 0.6;
+
+/// Groups missed questions by similar wording (their content terms,
+/// Chinese bigrams and stemmed English words), the largest group first.
+pub fn group_misses(misses: &[Miss]) -> Vec<MissGroup> {
+    use crate::search::text::{normalize, terms};
+    use std::collections::BTreeSet;
+    let mut groups: Vec<(BTreeSet<String>, MissGroup)> = Vec::new();
+    for m in misses {
+        let norm = normalize(m.text.trim());
+        let mut words: BTreeSet<String> = terms(&norm, false)
+            .into_iter()
+            .map(|t| t.text)
+            .filter(|t| !t.chars().all(|c| c.is_ascii_digit()))
+            .collect();
+        if words.is_empty() {
+            words.insert(norm.chars().filter(|c| c.is_alphanumeric()).collect());
+        }
+        // Shared words over the shorter wording's: "is there a gym nearby"
+        // and the same with a phone number added are one question.
+        let alike = |g: &BTreeSet<String>| {
+            let shared = g.intersection(&words).count() as f32;
+            let shorter = g.len().min(words.len()).max(1) as f32;
+            shared / shorter >= SAME_WORDING
+        };
+        let at = match groups.iter().position(|(g, _)| alike(g)) {
+            Some(i) => i,
+            None => {
+                groups.push((
+                    words.clone(),
+                    MissGroup {
+                        wordings: Vec::new(),
+                        count: 0,
+                        first_at: m.at,
+                        last_at: m.at,
+                        kinds: Vec::new(),
+                        langs: Vec::new(),
+                        channels: Vec::new(),
+                    },
+                ));
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[at].1;
+        g.count += 1;
+        g.first_at = g.first_at.min(m.at);
+        g.last_at = g.last_at.max(m.at);
+        let text = m.text.trim().to_string();
+        match g.wordings.iter_mut().find(|(w, _)| *w == text) {
+            Some((_, n)) => *n += 1,
+            None => g.wordings.push((text, 1)),
+        }
+        let kind = m.kind.as_str();
+        if !g.kinds.contains(&kind) {
+            g.kinds.push(kind);
+        }
+        if !g.langs.contains(&m.lang.code()) {
+            g.langs.push(m.lang.code());
+        }
+        if !g.channels.contains(&m.channel) {
+            g.channels.push(m.channel.clone());
+        }
+    }
+    let mut out: Vec<MissGroup> = groups.into_iter().map(|(_, g)| g).collect();
+    for g in &mut out {
+        g.wordings.sort_by_key(|w| std::cmp::Reverse(w.1));
+        g.channels.sort();
+        g.langs.sort();
+    }
+    out.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_at.cmp(&a.last_at)));
+    out
+}
+
+fn when(at: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// The groups as CSV: `count,question,other_wordings,kind,languages,channels,first_seen,last_seen`
+/// (other wordings joined with ` | `).
+pub fn misses_csv(groups: &[MissGroup]) -> String {
+    let header = [
+        "count",
+        "question",
+        "other_wordings",
+        "kind",
+        "languages",
+        "channels",
+        "first_seen",
+        "last_seen",
+    ];
+    csv_table(
+        &header,
+        groups.iter().map(|g| {
+            let others: Vec<&str> = g.wordings.iter().skip(1).map(|(w, _)| w.as_str()).collect();
+            vec![
+                g.count.to_string(),
+                g.wordings.first().map(|(w, _)| w.clone()).unwrap_or_default(),
+                others.join(" | "),
+                g.kinds.join("+"),
+                g.langs.join("+"),
+                g.channels.join("+"),
+                when(g.first_at),
+                when(g.last_at),
+            ]
+        }),
+    )
+}
+
+/// The groups as text to read: one block a group, the commonest wording
+/// first, then the others.
+pub fn misses_text(groups: &[MissGroup]) -> String {
+    if groups.is_empty() {
+        return "No missed questions recorded.\n".into();
+    }
+    let total: usize = groups.iter().map(|g| g.count).sum();
+    let mut out = format!(
+        "{total} missed question(s) in {} group(s), the largest first:\n",
+        groups.len()
+    );
+    for g in groups {
+        let (first, _) = &g.wordings[0];
+        out.push_str(&format!(
+            "\n{:>4}×  {first}\n       {} · {} · {} · last {}\n",
+            g.count,
+            g.kinds.join("+"),
+            g.langs.join("+"),
+            g.channels.join("+"),
+            when(g.last_at)
+        ));
+        for (w, n) in g.wordings.iter().skip(1).take(4) {
+            out.push_str(&format!("       also ({n}×): {w}\n"));
+        }
+        if g.wordings.len() > 5 {
+            out.push_str(&format!("       … and {} more wordings\n", g.wordings.len() - 5));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misses_are_grouped_by_similar_wording() {
+        use crate::knowledge::Lang;
+        use crate::store::MissKind;
+        let m = |text: &str, lang, channel: &str, at| Miss {
+            text: text.into(),
+            lang,
+            channel: channel.into(),
+            at,
+            kind: MissKind::Fallback,
+        };
+        let misses = vec![
+            m("园区有健身房吗", Lang::Zh, "web", 10),
+            m("is there a gym nearby", Lang::En, "wechat", 11),
+            m("园区有健身房吗？", Lang::Zh, "wechat", 12),
+            m("园区里有健身房吗", Lang::Zh, "web", 13),
+            m("Is there a gym nearby?", Lang::En, "web", 14),
+            m("can I smoke here", Lang::En, "web", 15),
+        ];
+        let groups = group_misses(&misses);
+        assert_eq!(groups.len(), 3, "{groups:#?}");
+        assert_eq!(groups[0].count, 3);
+        assert_eq!(groups[0].wordings[0].0, "园区有健身房吗");
+        assert_eq!(groups[0].channels, ["web", "wechat"]);
+        assert_eq!(groups[1].count, 2);
+        assert_eq!(groups[2].count, 1);
+        let text = misses_text(&groups);
+        assert!(text.starts_with("6 missed question(s) in 3 group(s)"), "{text}");
+        let (header, rows) = read_back(&misses_csv(&groups));
+        assert_eq!(header[0], "count");
+        assert_eq!(rows[0][0], "3");
+        assert_eq!(rows[2][1], "can I smoke here");
+    }
 
     /// Reads a CSV document back: (header, rows).
     fn read_back(text: &str) -> (Vec<String>, Vec<Vec<String>>) {

@@ -234,8 +234,9 @@ pub struct Checked {
     pub notes: Vec<String>,
 }
 
-/// Every problem in the configuration's dialogs and seed knowledge
-/// (the configuration itself was checked when it loaded), and what a
+/// Every problem in the configuration's dialogs, the concept lexicon and
+/// the seed knowledge (with its own concepts; the configuration itself was
+/// checked when it loaded), and what a
 /// channel cannot carry: an event whose id does not fit a Telegram deep
 /// link is a problem when Telegram is on, a note otherwise.
 pub fn check(config: &Config) -> Checked {
@@ -252,6 +253,9 @@ pub fn check(config: &Config) -> Checked {
                 problems.extend(p);
             }
         }
+    }
+    if let Err(p) = crate::search::concepts::builtin() {
+        problems.extend(p.iter().cloned());
     }
     match load_knowledge_files(&config.knowledge.seed, &HashSet::new()) {
         Err(errs) => problems.extend(errs.iter().map(ToString::to_string)),

@@ -10,18 +10,56 @@
 use super::render::{self, PAGE};
 use crate::context::Ctx;
 use crate::knowledge::Lang;
-use crate::search::{Hit, Item, Query};
-use crate::store::{MoreList, Session, StoreError};
+use crate::search::concepts::ConceptKind;
+use crate::search::{Hit, Item, Query, when};
+use crate::store::{MissKind, MoreList, Session, StoreError};
 
 /// An answer and the rest of its list, if it was cut short.
 pub struct Answer {
     pub text: String,
     pub more: Option<MoreList>,
+    /// How the answer was found.
+    pub route: Route,
+}
+
+/// How a question was answered (shown by `parkbot explain`; a miss is
+/// recorded for staff).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A greeting or help.
+    Help,
+    /// One item; `sure` is false when the match was weak (below the
+    /// confidence line: little of the question matched, not by name).
+    Item { sure: bool },
+    /// A field's enterprises (named, or found through a concept).
+    Field,
+    /// Events of a period, or upcoming or past events.
+    Events,
+    /// The list of fields.
+    Fields,
+    /// Nothing fits: the honest "I don't know".
+    Fallback,
+}
+
+impl Route {
+    /// Whether staff should see this question: it got the fallback or a
+    /// weak answer.
+    pub fn missed(self) -> Option<MissKind> {
+        match self {
+            Route::Fallback => Some(MissKind::Fallback),
+            Route::Item { sure: false } => Some(MissKind::Weak),
+            _ => None,
+        }
+    }
 }
 
 impl Answer {
-    fn plain(text: String) -> Answer {
-        Answer { text, more: None }
+    fn plain(text: String, route: Route) -> Answer {
+        Answer {
+            text,
+            more: None,
+            route,
+        }
     }
 }
 
@@ -31,25 +69,103 @@ type Answered = Result<Answer, StoreError>;
 const SEE_ALSO_RATIO: f32 = 0.75;
 /// Other enterprises of the field named after one enterprise's details.
 const ALSO_IN_FIELD: usize = 4;
+/// A confident hit at least this share of the best (unconfident) one's
+/// score is answered instead.
+const CLOSE_SECOND: f32 = 0.9;
+/// With a field named, an FAQ that covers this much of the rest of the
+/// question is what is asked.
+const FAQ_BESIDE_FIELD: f32 = 0.6;
+/// Below this share of the question matched (and not by name), an answer
+/// is given but recorded as a miss for staff to look at.
+pub const CONFIDENCE_LINE: f32 = 0.4;
+
+/// How a question reads before ranking: the concepts it mentions, the
+/// fields and intent words it names, the time it speaks of, and the
+/// question without the fields', intent and time words (what is left to
+/// rank items by).
+pub struct Reading {
+    /// The question with its concepts.
+    pub q: Query,
+    /// Fields named (by name, alias or keyword), or found through the
+    /// question's industry concepts when it asks for companies.
+    pub fields: Vec<(usize, Vec<(usize, usize)>)>,
+    pub event_words: Vec<(usize, usize)>,
+    pub field_words: Vec<(usize, usize)>,
+    /// The time the question speaks of, when it asks about events (event
+    /// words, or an event is what it is best answered by).
+    pub period: Option<when::Period>,
+    /// What is left to rank items by.
+    pub rest: Query,
+}
+
+pub fn read(ctx: &Ctx, q: &Query) -> Reading {
+    let intents = &ctx.phrases.intents;
+    let index = &ctx.brain.index;
+    let q = index.expand(q);
+    let mut fields = index.fields_in(&q);
+    let event_words = intents.events.find(&q);
+    let field_words = intents.fields.find(&q);
+    if fields.is_empty() && !intents.list.find(&q).is_empty() {
+        // "做工厂自动化的公司": a field found through what its companies do.
+        fields = index.fields_by_concept(&q);
+    }
+    let asks_events = !event_words.is_empty()
+        || q.concepts()
+            .any(|t| t.concept.is_some_and(|c| index.lexicon.kind(c) == ConceptKind::Event));
+    let mut period = when::parse(&q.norm, park_today(ctx));
+    if !asks_events && period.is_some() {
+        // Time words without event words: events only when the question
+        // is best answered by an event ("can I pitch to VCs in November?").
+        let hits = index.search(&q.without(&fields_cut(&fields)));
+        if !hits.first().is_some_and(|h| matches!(h.item, Item::Event(_))) {
+            period = None;
+        }
+    }
+    let mut cut = fields_cut(&fields);
+    cut.extend(&event_words);
+    cut.extend(&field_words);
+    if let Some(p) = &period {
+        cut.extend(&p.spans);
+    }
+    let rest = q.without(&cut);
+    Reading {
+        q,
+        fields,
+        event_words,
+        field_words,
+        period,
+        rest,
+    }
+}
+
+/// Where the fields stand in the question.
+fn fields_cut(fields: &[(usize, Vec<(usize, usize)>)]) -> Vec<(usize, usize)> {
+    fields.iter().flat_map(|(_, s)| s.iter().copied()).collect()
+}
 
 pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
     let intents = &ctx.phrases.intents;
     if q.terms.is_empty() && q.all_terms.is_empty() || intents.help.is_whole(q) || intents.greeting.is_whole(q) {
-        return Ok(Answer::plain(ctx.t("help", &[])));
+        return Ok(Answer::plain(ctx.t("help", &[]), Route::Help));
     }
     let index = &ctx.brain.index;
-    let fields = index.fields_in(q);
-    let event_words = intents.events.find(q);
-    let field_words = intents.fields.find(q);
-    let mut cut: Vec<(usize, usize)> = fields.iter().flat_map(|(_, s)| s.iter().copied()).collect();
-    cut.extend(&event_words);
-    cut.extend(&field_words);
-    let rest = q.without(&cut);
+    let Reading {
+        q,
+        fields,
+        event_words,
+        field_words,
+        period,
+        rest,
+    } = read(ctx, q);
+    let q = &q;
     let hits = index.search(&rest);
+    if let Some(p) = &period {
+        return events_of(ctx, p, &hits);
+    }
+    let listy = !(fields.is_empty() && event_words.is_empty() && field_words.is_empty());
     // With list words in the question, a single item must be asked about
     // clearly: by its name, or in detail (a name or tag and another term),
     // or it is of the kind the list words are about.
-    let listy = !cut.is_empty();
     let specific = |h: &&Hit| {
         h.confident
             && match h.item {
@@ -62,11 +178,29 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
                         .iter()
                         .any(|(f, _)| k.enterprise[i].fields.contains(&k.field[*f].id))
                 }
-                Item::Event(_) => !event_words.is_empty() && h.strong,
-                Item::Faq(_) => false,
+                // An event named (its short name is also a field's word:
+                // "game jam").
+                Item::Event(_) => h.named,
+                // A service asked about beside a field's words ("新药研发有什么资金支持").
+                Item::Faq(_) => !fields.is_empty() && h.strong && h.coverage >= FAQ_BESIDE_FIELD,
             }
     };
-    if let Some(top) = hits.first().filter(specific) {
+    // With a field named, its own entry is answered as its list, below:
+    // the best other item may still be what is asked about.
+    let mut first_item = if fields.is_empty() {
+        hits.first()
+    } else {
+        hits.iter().find(|h| !matches!(h.item, Item::Field(_)))
+    };
+    // A best match that is not confident gives way to a confident one
+    // scored almost as well.
+    if let Some(top) = first_item.filter(|h| !h.confident) {
+        first_item = hits
+            .iter()
+            .find(|h| h.confident && h.score >= top.score * CLOSE_SECOND && !matches!(h.item, Item::Field(_)))
+            .or(first_item);
+    }
+    if let Some(top) = first_item.filter(specific) {
         return one(ctx, top, &hits, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>());
     }
     if !fields.is_empty() {
@@ -93,7 +227,72 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
     {
         return Ok(field_list(ctx, &[*f], &hits));
     }
-    Ok(Answer::plain(ctx.t("fallback", &[])))
+    Ok(Answer::plain(ctx.t("fallback", &[]), Route::Fallback))
+}
+
+/// Today in the park's time: the offset its events are written in (the
+/// bot's clock may run in UTC).
+pub fn park_today(ctx: &Ctx) -> time::Date {
+    let offset = ctx
+        .brain
+        .knowledge
+        .event
+        .first()
+        .map_or(ctx.now.offset(), |e| e.starts_at.0.offset());
+    ctx.now.to_offset(offset).date()
+}
+
+/// Events of the period a question names: the one it describes, the only
+/// one, or the list; the first reading of the period that holds events
+/// counts ("九月份" is next September, else the last one).
+fn events_of(ctx: &Ctx, period: &when::Period, hits: &[Hit]) -> Answered {
+    let k = &ctx.brain.knowledge;
+    let day = |t: &crate::knowledge::Timestamp, offset| t.0.to_offset(offset).date();
+    let offset = k.event.first().map_or(ctx.now.offset(), |e| e.starts_at.0.offset());
+    let ends = |i: usize| k.event[i].ends_at.unwrap_or(k.event[i].starts_at);
+    let mut found: Vec<usize> = Vec::new();
+    for r in &period.ranges {
+        found = (0..k.event.len())
+            .filter(|&i| day(&k.event[i].starts_at, offset) < r.until && day(&ends(i), offset) >= r.from)
+            .collect();
+        if !found.is_empty() {
+            break;
+        }
+    }
+    if period.ranges.is_empty() {
+        // Only the tense: what is over, latest first.
+        found = (0..k.event.len()).filter(|&i| ends(i).0 < ctx.now).collect();
+        found.sort_by_key(|&i| std::cmp::Reverse((k.event[i].starts_at, i)));
+        if found.is_empty() {
+            return Ok(Answer::plain(ctx.t("events_none_in", &[]), Route::Events));
+        }
+    } else {
+        found.sort_by_key(|&i| (k.event[i].starts_at, i));
+    }
+    // The question describes one of them ("九月份去雅安那个比赛").
+    let described = hits
+        .iter()
+        .find(|h| h.confident && h.strong && matches!(h.item, Item::Event(i) if found.contains(&i)));
+    if let Some(h) = described {
+        return one(ctx, h, hits, &[]);
+    }
+    match found.as_slice() {
+        [] => Ok(Answer::plain(ctx.t("events_none_in", &[]), Route::Events)),
+        [only] => {
+            let text = render::event(ctx, &k.event[*only])?;
+            Ok(Answer::plain(text, Route::Events))
+        }
+        _ => {
+            let items: Vec<Item> = found.into_iter().map(Item::Event).collect();
+            let heading = ctx.t("events_in_list", &[("count", &items.len().to_string())]);
+            let (text, more) = render::list(ctx, &heading, &items, 0, 0, Some(ctx.t("events_hint", &[])));
+            Ok(Answer {
+                text,
+                more,
+                route: Route::Events,
+            })
+        }
+    }
 }
 
 /// The details of one item, then close alternatives.
@@ -146,7 +345,8 @@ fn one(ctx: &Ctx, top: &Hit, hits: &[Hit], fields: &[usize]) -> Answered {
             text.push_str(&format!("\n\n{}{}", ctx.t("see_also", &[]), render::names(ctx, &close)));
         }
     }
-    Ok(Answer::plain(text))
+    let sure = top.full_name || top.named || top.coverage >= CONFIDENCE_LINE;
+    Ok(Answer::plain(text, Route::Item { sure }))
 }
 
 /// The enterprises of field `f`, those the question matched best first.
@@ -179,11 +379,15 @@ fn field_list(ctx: &Ctx, fields: &[usize], hits: &[Hit]) -> Answer {
         Lang::En => " / ",
     });
     if items.is_empty() {
-        return Answer::plain(ctx.t("field_empty", &[("field", &name)]));
+        return Answer::plain(ctx.t("field_empty", &[("field", &name)]), Route::Field);
     }
     let heading = ctx.t("field_list", &[("field", &name), ("count", &items.len().to_string())]);
     let (text, more) = render::list(ctx, &heading, &items, 0, 0, None);
-    Answer { text, more }
+    Answer {
+        text,
+        more,
+        route: Route::Field,
+    }
 }
 
 /// Events that have not ended, soonest first.
@@ -194,12 +398,16 @@ pub fn upcoming(ctx: &Ctx) -> Answer {
         .collect();
     events.sort_by_key(|&i| (k.event[i].starts_at, i));
     if events.is_empty() {
-        return Answer::plain(ctx.t("events_none", &[]));
+        return Answer::plain(ctx.t("events_none", &[]), Route::Events);
     }
     let items: Vec<Item> = events.into_iter().map(Item::Event).collect();
     let heading = ctx.t("events_list", &[("count", &items.len().to_string())]);
     let (text, more) = render::list(ctx, &heading, &items, 0, 0, Some(ctx.t("events_hint", &[])));
-    Answer { text, more }
+    Answer {
+        text,
+        more,
+        route: Route::Events,
+    }
 }
 
 fn all_fields(ctx: &Ctx) -> Answer {
@@ -207,7 +415,11 @@ fn all_fields(ctx: &Ctx) -> Answer {
     let items: Vec<Item> = (0..k.field.len()).map(Item::Field).collect();
     let heading = ctx.t("fields_list", &[("count", &items.len().to_string())]);
     let (text, more) = render::list(ctx, &heading, &items, 0, 0, Some(ctx.t("fields_hint", &[])));
-    Answer { text, more }
+    Answer {
+        text,
+        more,
+        route: Route::Fields,
+    }
 }
 
 /// The next page of the identity's last list.

@@ -18,6 +18,7 @@
 //!   unavailable"), the session is left as it was, and the cause is logged.
 
 mod answer;
+mod explain;
 mod lanes;
 mod limits;
 mod lists;
@@ -652,6 +653,9 @@ impl Bot {
                 }
                 dialog::Outcome::NotMine => {
                     let r = answer::answer(ctx, &q)?;
+                    if let Some(kind) = r.route.missed() {
+                        self.record_miss(ctx, turn.identity, text, kind);
+                    }
                     session.more = r.more;
                     Decision::reply(r.text)
                 }
@@ -768,38 +772,37 @@ impl Bot {
         &self.phrases
     }
 
-    /// A readable account of how the knowledge ranks for `text`: the terms,
-    /// the fields found, and the best hits with their evidence.
+    /// Records a question that got the fallback or a weak answer, for
+    /// staff (`parkbot export misses`): its text with phone numbers masked,
+    /// language, channel and time; nothing about who asked. Not waited for;
+    /// a store that cannot take it is logged, the answer goes out anyway.
+    fn record_miss(&self, ctx: &Ctx, identity: &str, text: &str, kind: crate::store::MissKind) {
+        let channel = identity.split_once(':').map_or("unknown", |(c, _)| c);
+        let miss = crate::store::Miss {
+            text: crate::logging::mask_phones_in(text.trim()),
+            lang: ctx.lang,
+            channel: channel.to_string(),
+            at: ctx.now.unix_timestamp(),
+            kind,
+        };
+        if let Err(e) = self.store.record_miss(miss, crate::store::MISSES_KEPT) {
+            tracing::warn!(error = %e, "a missed question could not be recorded");
+        }
+    }
+
+    /// A readable account of how a question is answered, and why it missed
+    /// when it did: its words and concepts, the fields and time it names,
+    /// the best hits with their evidence, and the route the answer took.
     pub fn explain(&self, text: &str) -> String {
         let brain = self.brain();
-        let q = Query::new(text);
-        let mut out = format!(
-            "terms: {}\n",
-            q.terms.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ")
-        );
-        for (f, _) in brain.index.fields_in(&q) {
-            out.push_str(&format!("field: {}\n", brain.knowledge.field[f].id));
-        }
-        for h in brain.index.search(&q) {
-            let id = match h.item {
-                crate::search::Item::Field(i) => format!("field:{}", brain.knowledge.field[i].id),
-                crate::search::Item::Enterprise(i) => {
-                    format!("enterprise:{}", brain.knowledge.enterprise[i].id)
-                }
-                crate::search::Item::Event(i) => format!("event:{}", brain.knowledge.event[i].id),
-                crate::search::Item::Faq(i) => format!("faq:{}", brain.knowledge.faq[i].id),
-            };
-            out.push_str(&format!(
-                "{:7.3}  {}  terms={} coverage={:.2}{}{}\n",
-                h.score,
-                id,
-                h.terms,
-                h.coverage,
-                if h.confident { " confident" } else { "" },
-                if h.full_name { " full-name" } else { "" }
-            ));
-        }
-        out
+        let ctx = Ctx {
+            brain: &brain,
+            phrases: &self.phrases,
+            store: &self.store,
+            now: (self.clock)(),
+            lang: Lang::detect(text),
+        };
+        explain::explain(&ctx, text)
     }
 }
 

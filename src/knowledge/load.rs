@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Enterprise, Event, Faq, Field, Knowledge, Text};
+use super::{Concept, Enterprise, Event, Faq, Field, Knowledge, Text};
 
 /// One problem in one knowledge file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,8 @@ struct TomlFile {
     event: Vec<Spanned<Event>>,
     #[serde(default)]
     faq: Vec<Spanned<Faq>>,
+    #[serde(default)]
+    concept: Vec<Spanned<Concept>>,
 }
 
 /// Line numbers of byte offsets, found by binary search over line starts.
@@ -116,6 +118,7 @@ pub fn parse_str(name: &str, text: &str, json: bool) -> Result<ParsedFile, Knowl
             ("enterprise", k.enterprise.iter().map(|x| x.id.as_str()).collect()),
             ("event", k.event.iter().map(|x| x.id.as_str()).collect()),
             ("faq", k.faq.iter().map(|x| x.id.as_str()).collect()),
+            ("concept", k.concept.iter().map(|x| x.id.as_str()).collect()),
         ];
         for (kind, ids) in kinds {
             let found = ids
@@ -148,6 +151,7 @@ pub fn parse_str(name: &str, text: &str, json: bool) -> Result<ParsedFile, Knowl
         take!("enterprise", file.enterprise, parsed.knowledge.enterprise);
         take!("event", file.event, parsed.knowledge.event);
         take!("faq", file.faq, parsed.knowledge.faq);
+        take!("concept", file.concept, parsed.knowledge.concept);
     }
     Ok(parsed)
 }
@@ -203,6 +207,24 @@ impl Checker<'_> {
         });
     }
 
+    /// Aliases and keywords: no empty entry, none twice.
+    fn words(&mut self, at: (&'static str, usize, &str), key: &str, words: &[String]) {
+        let mut seen = HashSet::new();
+        for w in words {
+            if w.trim().is_empty() {
+                self.problem(at, format!("field `{key}` has an empty entry"));
+            } else if !seen.insert(crate::search::text::normalize(w.trim())) {
+                self.problem(at, format!("field `{key}` lists {w:?} twice"));
+            }
+        }
+    }
+
+    /// Aliases and keywords of one item.
+    fn aliases_keywords(&mut self, at: (&'static str, usize, &str), aliases: &[String], keywords: &[String]) {
+        self.words(at, "aliases", aliases);
+        self.words(at, "keywords", keywords);
+    }
+
     fn id(&mut self, at: (&'static str, usize, &str)) {
         if !valid_id(at.2) {
             self.problem(at, "field `id` must be lowercase letters, digits and '-'".into());
@@ -241,10 +263,12 @@ pub fn validate_references(
             if blank(&x.name) {
                 check.problem(at, "field `name` is empty".into());
             }
+            check.aliases_keywords(at, &x.aliases, &x.keywords);
         }
         for (i, x) in file.knowledge.enterprise.iter().enumerate() {
             let at = ("enterprise", i, x.id.as_str());
             check.id(at);
+            check.aliases_keywords(at, &x.aliases, &x.keywords);
             if blank(&x.name) {
                 check.problem(at, "field `name` is empty".into());
             }
@@ -257,6 +281,7 @@ pub fn validate_references(
         for (i, x) in file.knowledge.event.iter().enumerate() {
             let at = ("event", i, x.id.as_str());
             check.id(at);
+            check.aliases_keywords(at, &x.aliases, &x.keywords);
             if blank(&x.title) {
                 check.problem(at, "field `title` is empty".into());
             }
@@ -273,6 +298,7 @@ pub fn validate_references(
         for (i, x) in file.knowledge.faq.iter().enumerate() {
             let at = ("faq", i, x.id.as_str());
             check.id(at);
+            check.aliases_keywords(at, &x.aliases, &x.keywords);
             if x.questions.iter().all(|q| q.trim().is_empty()) {
                 check.problem(at, "field `questions` needs at least one question".into());
             }
@@ -280,7 +306,15 @@ pub fn validate_references(
                 check.problem(at, "field `answer` is empty".into());
             }
         }
+        for (i, x) in file.knowledge.concept.iter().enumerate() {
+            let at = ("concept", i, x.id.as_str());
+            check.id(at);
+            for why in x.problems() {
+                check.problem(at, why);
+            }
+        }
         let k = file.knowledge;
+        merged.concept.extend(k.concept);
         merged.field.extend(k.field);
         merged.enterprise.extend(k.enterprise);
         merged.event.extend(k.event);

@@ -4,6 +4,7 @@
 
 mod load;
 
+pub use crate::search::concepts::{Concept, ConceptKind};
 pub use load::{KnowledgeError, ParsedFile, parse_file, parse_str, validate_references};
 
 use std::collections::BTreeMap;
@@ -155,6 +156,8 @@ pub struct Field {
     pub name: Text,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -162,6 +165,12 @@ pub struct Field {
 pub struct Enterprise {
     pub id: String,
     pub name: Text,
+    /// Other names: short forms, abbreviations, names in another language.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Words people use for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
     #[serde(default, skip_serializing_if = "Text::is_blank")]
@@ -181,6 +190,10 @@ pub struct Enterprise {
 pub struct Event {
     pub id: String,
     pub title: Text,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
     pub starts_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<Timestamp>,
@@ -208,6 +221,10 @@ pub struct Faq {
     pub answer: Text,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
 }
 
 /// All knowledge, in the shape of a knowledge file.
@@ -222,11 +239,15 @@ pub struct Knowledge {
     pub event: Vec<Event>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faq: Vec<Faq>,
+    /// The park's own concepts: new ones, or more words for a built-in one
+    /// (`data/concepts.toml`) of the same id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concept: Vec<Concept>,
 }
 
 impl Knowledge {
     pub fn len(&self) -> usize {
-        self.field.len() + self.enterprise.len() + self.event.len() + self.faq.len()
+        self.field.len() + self.enterprise.len() + self.event.len() + self.faq.len() + self.concept.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -239,6 +260,7 @@ impl Knowledge {
         self.enterprise.sort_by(|a, b| a.id.cmp(&b.id));
         self.event.sort_by(|a, b| a.id.cmp(&b.id));
         self.faq.sort_by(|a, b| a.id.cmp(&b.id));
+        self.concept.sort_by(|a, b| a.id.cmp(&b.id));
     }
 
     pub fn event(&self, id: &str) -> Option<&Event> {
@@ -261,17 +283,23 @@ impl Knowledge {
     /// rest of the document: quadratic on a large knowledge base.
     pub fn to_toml(&self) -> String {
         let mut out = format!(
-            "# parkbot knowledge export: {} fields, {} enterprises, {} events, {} FAQs.\n# Import it with `parkbot import FILE`.\n\n",
+            "# parkbot knowledge export: {} fields, {} enterprises, {} events, {} FAQs{}.\n# Import it with `parkbot import FILE`.\n\n",
             self.field.len(),
             self.enterprise.len(),
             self.event.len(),
-            self.faq.len()
+            self.faq.len(),
+            if self.concept.is_empty() {
+                String::new()
+            } else {
+                format!(", {} concepts", self.concept.len())
+            }
         );
         let mut first = true;
         append_kind(&mut out, &mut first, "field", &self.field, |f| &f.id);
         append_kind(&mut out, &mut first, "enterprise", &self.enterprise, |e| &e.id);
         append_kind(&mut out, &mut first, "event", &self.event, |e| &e.id);
         append_kind(&mut out, &mut first, "faq", &self.faq, |q| &q.id);
+        append_kind(&mut out, &mut first, "concept", &self.concept, |c| &c.id);
         out
     }
 }

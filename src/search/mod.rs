@@ -1,16 +1,23 @@
 //! The retrieval engine: an in-memory index over fields, enterprises, events
-//! and FAQs, ranked with BM25 over weighted zones (names above tags and FAQ
-//! questions above summaries), with typo tolerance for names and phrase
-//! matching for field aliases and intent words.
+//! and FAQs, ranked with BM25 over weighted zones (names and aliases above
+//! tags, keywords and FAQ questions above summaries), with typo tolerance
+//! for names and tags, phrase matching for field aliases and intent words,
+//! and the concept lexicon (`concepts`): a question and an item that
+//! mention the same concept match without sharing a word. An item's score
+//! grows with the share of the question it covers. Dates in questions are
+//! read by `when`.
 //!
 //! The index is rebuilt from the store's knowledge at start-up and after an
 //! import; it holds positions into that `Knowledge`, never copies of it.
 
+pub mod concepts;
 pub mod text;
+pub mod when;
 
 use std::collections::HashMap;
 
 use crate::knowledge::{Knowledge, Text};
+use concepts::{ConceptKind, Found, Lexicon};
 use text::{Term, edit_distance, normalize, terms};
 
 /// A knowledge item, by kind and position in the `Knowledge` lists.
@@ -38,6 +45,11 @@ const W_PLACE: f32 = 0.4;
 const NAME_BONUS: f32 = 1.5;
 /// Extra score when the whole name or title stands in the question.
 const FULL_NAME_BONUS: f32 = 6.0;
+/// A Chinese question must have this share of its characters found in an
+/// item that it names in part (else the name is a namesake).
+const MIN_NAMESAKE_SHARE: f32 = 0.5;
+/// Extra score when a whole tag, alias or keyword stands in the question.
+const WHOLE_TAG_BONUS: f32 = 1.5;
 /// A fuzzy (typo) match counts this much of an exact one.
 const FUZZY_FACTOR: f32 = 0.75;
 const K1: f32 = 1.2;
@@ -49,6 +61,8 @@ const TOP_K: usize = 12;
 const MIN_COVERAGE: f32 = 0.2;
 /// The same for an answer that matched only a word of an FAQ question.
 const MIN_COVERAGE_QUESTION: f32 = 0.35;
+/// The same for an answer found through one concept of its name or tags.
+const MIN_COVERAGE_CONCEPT: f32 = 0.4;
 
 #[derive(Debug, Clone, Copy)]
 struct Posting {
@@ -65,7 +79,7 @@ struct Doc {
     names: Vec<String>,
     /// Tags and aliases, matched whole for confidence.
     tags: Vec<Phrase>,
-    /// Each tag's terms (unstemmed), for one-word synonym matches.
+    /// Each tag's terms, to tell whether it says something.
     tag_terms: Vec<Vec<String>>,
     /// Whether each tag holds an informative term (set once the index is
     /// complete).
@@ -79,7 +93,8 @@ pub struct Phrase {
     norm: String,
     /// Stemmed words, for the others.
     words: Vec<String>,
-    /// Whether it holds a Chinese character (matched as text, not words).
+    /// Whether it is matched as text, not words: it holds a Chinese
+    /// character, or it is a command ("/my" is not the word "my").
     han: bool,
     /// Its length in characters.
     chars: usize,
@@ -97,7 +112,7 @@ impl Phrase {
         let norm = normalize(s.trim());
         let words = terms(&norm, true).into_iter().map(|t| t.text).collect();
         Phrase {
-            han: norm.chars().any(crate::knowledge::is_han),
+            han: norm.chars().any(crate::knowledge::is_han) || norm.starts_with('/'),
             chars: norm.chars().count(),
             bare: bare(&norm),
             norm,
@@ -122,6 +137,11 @@ impl Phrase {
                 return spans;
             }
             for (byte, _) in q.norm.match_indices(&self.norm) {
+                // A command ends where its word ends ("/my", not "/mybook").
+                let after = q.norm[byte + self.norm.len()..].chars().next();
+                if self.norm.starts_with('/') && after.is_some_and(|c| c.is_ascii_alphanumeric()) {
+                    continue;
+                }
                 let start = q.norm[..byte].chars().count();
                 spans.push((start, start + self.chars));
             }
@@ -169,90 +189,36 @@ pub struct Query {
     pub all_terms: Vec<Term>,
 }
 
-/// Groups of words that mean the same (src/search/synonyms.txt), each word
-/// as its analysed terms.
-static SYNONYMS: std::sync::LazyLock<Vec<Vec<Vec<String>>>> = std::sync::LazyLock::new(|| {
-    include_str!("synonyms.txt")
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .map(|line| {
-            line.split(',')
-                .map(|w| terms(&normalize(w.trim()), false).into_iter().map(|t| t.text).collect())
-                .collect()
-        })
-        .collect()
-});
-
-/// For each word that begins a synonym group's member, the groups (in
-/// file order): a question's terms find their groups without a scan.
-static SYNONYM_FIRST_WORDS: std::sync::LazyLock<HashMap<String, Vec<usize>>> = std::sync::LazyLock::new(|| {
-    let mut map: HashMap<String, Vec<usize>> = HashMap::new();
-    for (g, members) in SYNONYMS.iter().enumerate() {
-        for first in members.iter().filter_map(|m| m.first()) {
-            let groups = map.entry(first.clone()).or_default();
-            if groups.last() != Some(&g) {
-                groups.push(g);
-            }
-        }
-    }
-    map
-});
-
-/// A factor for the weight of a synonym's match (below the fuzzy factor: a
-/// synonym in a name does not make the name "named").
-const SYNONYM_FACTOR: f32 = 0.7;
+/// A word that is part of a concept's phrase counts this much.
+const PHRASE_WORD_FACTOR: f32 = 0.5;
+/// A concept's match counts this much of a shared word's (below the fuzzy
+/// factor: a concept in a name does not make the name "named").
+const CONCEPT_FACTOR: f32 = 1.0;
+/// A concept found in a name or title weighs as much as in a tag.
+const W_CONCEPT_MAX: f32 = W_ALIAS;
+/// The part of an item's score that does not depend on how much of the
+/// question it covers (the rest grows with the share covered).
+const COORD_BASE: f32 = 0.4;
+/// Extra weight (times idf) for a concept found in a name, tag or FAQ
+/// question: what the item is about, not a word in passing.
+const CONCEPT_TAG_BONUS: f32 = 1.5;
 
 impl Query {
+    /// The question's words; [`Index::expand`] adds the concepts it
+    /// mentions.
     pub fn new(text: &str) -> Query {
         let norm = normalize(text);
-        let mut q = Query {
+        Query {
             terms: terms(&norm, false),
             all_terms: terms(&norm, true),
             bare: bare(&norm),
             norm,
-        };
-        q.add_synonyms();
-        q
+        }
     }
 
-    /// Adds the other words of every synonym group the question uses (a
-    /// member is used when all its words are among the question's own).
-    fn add_synonyms(&mut self) {
-        // Only the groups with a member whose first word the question has.
-        let mut groups: Vec<usize> = self
-            .terms
-            .iter()
-            .filter_map(|t| SYNONYM_FIRST_WORDS.get(t.text.as_str()))
-            .flatten()
-            .copied()
-            .collect();
-        if groups.is_empty() {
-            return;
-        }
-        groups.sort_unstable();
-        groups.dedup();
-        let mut extra: Vec<Term> = Vec::new();
-        for members in groups.iter().map(|&g| &SYNONYMS[g]) {
-            let found = members.iter().find_map(|m| {
-                let spans: Option<Vec<(usize, usize)>> = m
-                    .iter()
-                    .map(|w| self.terms.iter().find(|t| &t.text == w).map(|t| t.span))
-                    .collect();
-                spans.filter(|s| !s.is_empty()).map(|s| (s[0].0, s[s.len() - 1].1))
-            });
-            let Some(span) = found else { continue };
-            for t in members.iter().flatten() {
-                if !self.terms.iter().chain(&extra).any(|x| &x.text == t) {
-                    extra.push(Term {
-                        text: t.clone(),
-                        span,
-                        han: t.chars().any(crate::knowledge::is_han),
-                        synonym: true,
-                    });
-                }
-            }
-        }
-        self.terms.extend(extra);
+    /// The concept terms of the question.
+    pub fn concepts(&self) -> impl Iterator<Item = &Term> {
+        self.terms.iter().filter(|t| t.concept.is_some())
     }
 
     /// The same question without the terms inside `spans`.
@@ -272,16 +238,20 @@ impl Query {
 pub struct Hit {
     pub item: Item,
     pub score: f32,
-    /// The match is good enough to answer with: an informative term in the
-    /// name, a whole tag, or two informative terms anywhere; and together
-    /// they cover enough of what the question says.
+    /// The match is good enough to answer with: an informative word in the
+    /// name, a whole tag, or two informative words anywhere, and together
+    /// they cover enough of what the question says; or a concept of the
+    /// question is in the name, a tag or an FAQ question and covers more.
     pub confident: bool,
-    /// The whole name or title stands in the question.
+    /// The whole name, title or an alias stands in the question.
     pub full_name: bool,
-    /// Informative terms of the question found in this item.
+    /// Informative terms (words and concepts) of the question found in this item.
     pub terms: usize,
-    /// An informative term is in the name, or a whole tag is in the question.
+    /// An informative word is in the name, a whole tag is in the question,
+    /// or a concept of the question is in the name, a tag or an FAQ question.
     pub strong: bool,
+    /// An informative word (not a concept) is in the name or title.
+    pub named: bool,
     /// Share (by idf) of what the question says that this item matched.
     pub coverage: f32,
 }
@@ -291,12 +261,35 @@ pub struct Hit {
 struct Evidence {
     /// Informative terms matched.
     terms: usize,
+    /// Of them, words (not concepts).
+    words: usize,
     /// One of them is in the name or title.
     named: bool,
     /// One of them is in an FAQ question.
     asked: bool,
+    /// An informative concept is in a name, tag or FAQ question.
+    concept_strong: bool,
     /// Sum of the idf of all matched terms.
     found: f32,
+    /// Where the matched terms stand in the question.
+    spans: Vec<(usize, usize)>,
+}
+
+/// A question term with its postings.
+struct Resolved<'a> {
+    postings: &'a [Posting],
+    factor: f32,
+    idf: f32,
+    concept: bool,
+    /// Where the term is said (a concept may be said in several places).
+    spans: Vec<(usize, usize)>,
+}
+
+impl Resolved<'_> {
+    /// Whether `span` lies inside one of the places this term is said.
+    fn covers(&self, span: (usize, usize)) -> bool {
+        self.spans.iter().any(|&(a, b)| a <= span.0 && span.1 <= b)
+    }
 }
 
 /// The index over one `Knowledge`.
@@ -305,26 +298,68 @@ pub struct Index {
     docs: Vec<Doc>,
     postings: HashMap<String, Vec<Posting>>,
     avg_len: f32,
-    /// Name and tag words by first character, for typo tolerance.
+    /// Name, alias, tag and keyword words by first character, for typo
+    /// tolerance.
     fuzzy: HashMap<char, Vec<String>>,
-    /// For each field (same order as `Knowledge::field`): its name and aliases.
+    /// For each field (same order as `Knowledge::field`): its name, aliases
+    /// and keywords.
     fields: Vec<PhraseSet>,
+    /// For each field: the concepts its name, aliases and keywords mention.
+    field_concepts: Vec<Vec<u32>>,
+    /// For each concept of the lexicon: the items that mention it.
+    concept_postings: Vec<Vec<Posting>>,
+    /// The concept lexicon: built-in concepts and the park's.
+    pub lexicon: Lexicon,
 }
 
-struct DocBuilder {
+struct DocBuilder<'a> {
     tf: HashMap<String, (f32, u8)>,
     len: f32,
     tags: Vec<Phrase>,
+    names: Vec<String>,
+    lexicon: &'a Lexicon,
+    concepts: HashMap<u32, (f32, u8)>,
+    /// Only industry concepts (a field is a kind of company, not a service).
+    industries_only: bool,
 }
 
-impl DocBuilder {
+impl DocBuilder<'_> {
     fn tag(&mut self, text: &str) {
         self.tags.push(Phrase::new(text));
         self.add(text, TAG, W_ALIAS);
     }
 
+    /// Another name (an alias): a name, weighed as a tag.
+    fn alias(&mut self, text: &str) {
+        self.tags.push(Phrase::new(text));
+        self.names.push(normalize(text.trim()));
+        self.add(text, NAME, W_ALIAS);
+    }
+
     fn add(&mut self, text: &str, zone: u8, weight: f32) {
-        for t in terms(&normalize(text), false) {
+        let norm = normalize(text);
+        let content = terms(&norm, false);
+        if !self.lexicon.is_empty() {
+            let all = terms(&norm, true);
+            let mut found: Vec<u32> = self
+                .lexicon
+                .find(&norm, &content, &all)
+                .into_iter()
+                .map(|f| f.concept)
+                .collect();
+            found.sort_unstable();
+            found.dedup();
+            if self.industries_only {
+                found.retain(|&c| self.lexicon.kind(c) == ConceptKind::Industry);
+            }
+            for c in found {
+                // Once is enough: a concept said often is not more relevant.
+                let e = self.concepts.entry(c).or_insert((0.0, 0));
+                e.0 = e.0.max(weight.min(W_CONCEPT_MAX));
+                e.1 |= zone;
+            }
+        }
+        for t in content {
             let e = self.tf.entry(t.text).or_insert((0.0, 0));
             e.0 += weight;
             e.1 |= zone;
@@ -337,23 +372,72 @@ impl DocBuilder {
             self.add(s, zone, weight);
         }
     }
+
+    /// Aliases (names) and keywords (tags) of an item.
+    fn aliases_keywords(&mut self, aliases: &[String], keywords: &[String]) {
+        aliases.iter().for_each(|a| self.alias(a));
+        keywords.iter().for_each(|k| self.tag(k));
+    }
+}
+
+/// The share of the characters `han` that `spans` cover (1 when there are
+/// none).
+fn han_share(han: &[usize], spans: &[(usize, usize)]) -> f32 {
+    if han.is_empty() {
+        return 1.0;
+    }
+    let covered = han
+        .iter()
+        .filter(|&&c| spans.iter().any(|&(a, b)| a <= c && c < b))
+        .count();
+    covered as f32 / han.len() as f32
+}
+
+/// Whether `name` stands in `text` (both normalized); a name that begins
+/// or ends with a Latin letter or digit must not be part of a longer word.
+fn name_in(text: &str, name: &str) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    text.match_indices(name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        let first = name.chars().next();
+        let last = name.chars().next_back();
+        let glued = (word(first) && word(before)) || (word(last) && word(after));
+        !glued
+    })
 }
 
 impl Index {
     pub fn build(k: &Knowledge) -> Index {
-        let mut index = Index::default();
+        let lexicon = Lexicon::with_park(&k.concept);
+        let mut index = Index {
+            concept_postings: vec![Vec::new(); lexicon.len()],
+            lexicon,
+            ..Default::default()
+        };
         for (i, f) in k.field.iter().enumerate() {
             index.add(Item::Field(i), &f.name, |d| {
                 d.add_text(&f.name, NAME, W_NAME);
                 f.aliases.iter().for_each(|a| d.tag(a));
+                f.keywords.iter().for_each(|a| d.tag(a));
             });
             let mut phrases: Vec<&str> = f.name.all();
             phrases.extend(f.aliases.iter().map(String::as_str));
+            phrases.extend(f.keywords.iter().map(String::as_str));
+            let mut concepts: Vec<u32> = phrases
+                .iter()
+                .flat_map(|p| index.lexicon.concepts_of(p))
+                .filter(|&c| index.lexicon.kind(c) == ConceptKind::Industry)
+                .collect();
+            concepts.sort_unstable();
+            concepts.dedup();
+            index.field_concepts.push(concepts);
             index.fields.push(PhraseSet::new(&phrases));
         }
         for (i, e) in k.enterprise.iter().enumerate() {
             index.add(Item::Enterprise(i), &e.name, |d| {
                 d.add_text(&e.name, NAME, W_NAME);
+                d.aliases_keywords(&e.aliases, &e.keywords);
                 e.tags.iter().for_each(|t| d.tag(t));
                 d.add_text(&e.summary, BODY, W_BODY);
                 if let Some(l) = &e.location {
@@ -364,6 +448,7 @@ impl Index {
         for (i, e) in k.event.iter().enumerate() {
             index.add(Item::Event(i), &e.title, |d| {
                 d.add_text(&e.title, NAME, W_NAME);
+                d.aliases_keywords(&e.aliases, &e.keywords);
                 e.tags.iter().for_each(|t| d.tag(t));
                 d.add_text(&e.summary, BODY, W_BODY);
                 d.add_text(&e.venue, BODY, W_PLACE);
@@ -372,6 +457,7 @@ impl Index {
         for (i, f) in k.faq.iter().enumerate() {
             index.add(Item::Faq(i), &Text::default(), |d| {
                 f.questions.iter().for_each(|q| d.add(q, QUESTION, W_ALIAS));
+                d.aliases_keywords(&f.aliases, &f.keywords);
                 f.tags.iter().for_each(|t| d.tag(t));
                 d.add_text(&f.answer, BODY, W_BODY);
             });
@@ -411,24 +497,29 @@ impl Index {
             tf: HashMap::new(),
             len: 0.0,
             tags: Vec::new(),
+            names: Vec::new(),
+            lexicon: &self.lexicon,
+            concepts: HashMap::new(),
+            industries_only: matches!(item, Item::Field(_)),
         };
         fill(&mut b);
         for (term, (tf, zones)) in b.tf {
-            if zones & NAME != 0 && term.len() >= 4 && term.bytes().all(|c| c.is_ascii_alphabetic()) {
+            if zones & (NAME | TAG) != 0 && term.len() >= 4 && term.bytes().all(|c| c.is_ascii_alphabetic()) {
                 let first = term.chars().next().unwrap_or(' ');
                 self.fuzzy.entry(first).or_default().push(term.clone());
             }
             self.postings.entry(term).or_default().push(Posting { doc, tf, zones });
         }
+        for (c, (tf, zones)) in b.concepts {
+            self.concept_postings[c as usize].push(Posting { doc, tf, zones });
+        }
+        let mut names: Vec<String> = name.all().into_iter().map(normalize).collect();
+        names.extend(b.names);
+        names.retain(|n| n.chars().count() >= 2);
         self.docs.push(Doc {
             item,
             len: b.len.max(1.0),
-            names: name
-                .all()
-                .into_iter()
-                .map(normalize)
-                .filter(|n| n.chars().count() >= 2)
-                .collect(),
+            names,
             tag_terms: b
                 .tags
                 .iter()
@@ -459,7 +550,65 @@ impl Index {
         df <= 1 || self.idf(df) >= MIN_IDF
     }
 
-    /// Fields whose name or an alias stands in the question, with the spans.
+    /// What one term adds to one item's score (BM25 with zone bonuses).
+    fn gain(&self, r: &Resolved, p: &Posting) -> f32 {
+        let d = &self.docs[p.doc as usize];
+        let norm = 1.0 - B + B * d.len / self.avg_len;
+        let sat = p.tf * (K1 + 1.0) / (p.tf + K1 * norm);
+        let bonus = if r.concept {
+            if p.zones & (NAME | TAG | QUESTION) != 0 {
+                CONCEPT_TAG_BONUS
+            } else {
+                0.0
+            }
+        } else if p.zones & NAME != 0 {
+            NAME_BONUS
+        } else {
+            0.0
+        };
+        r.idf * r.factor * (sat + bonus)
+    }
+
+    /// How many items mention concept `c`.
+    pub fn concept_items(&self, c: u32) -> usize {
+        self.concept_postings.get(c as usize).map_or(0, Vec::len)
+    }
+
+    /// The question with the concepts it mentions added as terms (spanning
+    /// the words that said them). An English word the index does not know
+    /// that is one or two letters from a concept's word counts as that word.
+    pub fn expand(&self, q: &Query) -> Query {
+        let mut out = q.clone();
+        if self.lexicon.is_empty() {
+            return out;
+        }
+        let mut found = self.lexicon.find(&q.norm, &q.terms, &q.all_terms);
+        for t in q.terms.iter().filter(|t| !t.han && t.concept.is_none()) {
+            if self.postings.contains_key(&t.text) || found.iter().any(|f| f.span == t.span) {
+                continue;
+            }
+            let raw: String = q.norm.chars().skip(t.span.0).take(t.span.1 - t.span.0).collect();
+            if let Some((_, concepts)) = self.lexicon.fuzzy(&raw) {
+                found.extend(concepts.into_iter().map(|concept| Found { concept, span: t.span }));
+            }
+        }
+        // Every place a concept is said: the words there are explained.
+        let mut seen = std::collections::HashSet::new();
+        for f in found {
+            if seen.insert((f.concept, f.span)) {
+                out.terms.push(Term {
+                    text: self.lexicon.id(f.concept).to_string(),
+                    span: f.span,
+                    han: false,
+                    concept: Some(f.concept),
+                });
+            }
+        }
+        out
+    }
+
+    /// Fields whose name, an alias or a keyword stands in the question, with
+    /// the spans.
     pub fn fields_in(&self, q: &Query) -> Vec<(usize, Vec<(usize, usize)>)> {
         self.fields
             .iter()
@@ -471,12 +620,64 @@ impl Index {
             .collect()
     }
 
+    /// Fields that the question's industry concepts point to: the fields
+    /// whose concepts it matches best, a concept shared by fewer fields
+    /// counting more. Nothing when more than two fields tie (too vague to
+    /// list).
+    pub fn fields_by_concept(&self, q: &Query) -> Vec<(usize, Vec<(usize, usize)>)> {
+        let asked: Vec<(u32, (usize, usize))> = q
+            .concepts()
+            .filter_map(|t| t.concept.map(|c| (c, t.span)))
+            .filter(|(c, _)| self.lexicon.kind(*c) == ConceptKind::Industry)
+            .collect();
+        if asked.is_empty() {
+            return Vec::new();
+        }
+        let holders = |c: u32| self.field_concepts.iter().filter(|fc| fc.contains(&c)).count();
+        let scores: Vec<f32> = self
+            .field_concepts
+            .iter()
+            .map(|fc| {
+                asked
+                    .iter()
+                    .filter(|(c, _)| fc.contains(c))
+                    .map(|(c, _)| 1.0 / holders(*c) as f32)
+                    .sum()
+            })
+            .collect();
+        let best = scores.iter().copied().fold(0.0, f32::max);
+        if best <= 0.0 {
+            return Vec::new();
+        }
+        let top: Vec<usize> = (0..scores.len()).filter(|&i| scores[i] >= best - 1e-6).collect();
+        if top.len() > 2 {
+            return Vec::new();
+        }
+        top.into_iter()
+            .map(|f| {
+                let spans = asked
+                    .iter()
+                    .filter(|(c, _)| self.field_concepts[f].contains(c))
+                    .map(|(_, s)| *s)
+                    .collect();
+                (f, spans)
+            })
+            .collect()
+    }
+
     /// The postings of a query term: exact, else a close name word.
     fn resolve(&self, t: &Term, norm: &str) -> Option<(&Vec<Posting>, f32)> {
+        if let Some(c) = t.concept {
+            return self
+                .concept_postings
+                .get(c as usize)
+                .filter(|p| !p.is_empty())
+                .map(|p| (p, CONCEPT_FACTOR));
+        }
         if let Some(p) = self.postings.get(&t.text) {
             return Some((p, 1.0));
         }
-        if t.han || t.synonym {
+        if t.han {
             return None;
         }
         // The typo may be in the stemmed form or in the word as written
@@ -489,7 +690,7 @@ impl Index {
             .map(|(_, w)| (&self.postings[w], FUZZY_FACTOR))
     }
 
-    /// The closest name or title word to `word` (edit distance, then the
+    /// The closest name or tag word to `word` (edit distance, then the
     /// commoner word). Typos are looked for in words of five letters or
     /// more: shorter ones are too close to too many others ("whol" ~ "whal").
     fn fuzzy_match(&self, word: &str) -> Option<(usize, &String)> {
@@ -507,56 +708,99 @@ impl Index {
             .min_by_key(|(d, w)| (*d, std::cmp::Reverse(self.postings[*w].len())))
     }
 
-    /// Ranks the items for `q`; at most `TOP_K` hits, best first.
+    /// Ranks the items for `q` (expanded with [`Index::expand`] for concept
+    /// matches); at most `TOP_K` hits, best first.
     pub fn search(&self, q: &Query) -> Vec<Hit> {
         if self.docs.is_empty() {
             return Vec::new();
         }
-        let mut seen = std::collections::HashSet::new();
-        let resolved: Vec<(&Vec<Posting>, f32, f32)> = q
-            .terms
-            .iter()
-            .filter(|t| seen.insert(t.text.as_str()))
-            .filter_map(|t| {
-                let (p, factor) = self.resolve(t, &q.norm)?;
-                Some((p, if t.synonym { factor * SYNONYM_FACTOR } else { factor }))
-            })
-            .map(|(p, factor)| (p, factor, self.idf(p.len())))
-            .collect();
         // How much the question says, by idf: English words count even when
         // unknown (they are real words); Chinese bigrams only when known
-        // (an unknown bigram is often two words' edges).
+        // (an unknown bigram is often two words' edges). Words that a known
+        // concept stands for count as that concept.
         let unknown_idf = self.idf(0);
-        let mut seen_all = std::collections::HashSet::new();
-        let said: f32 = q
-            .terms
-            .iter()
-            .filter(|t| !t.synonym && seen_all.insert(t.text.as_str()))
-            .map(|t| match self.resolve(t, &q.norm) {
-                Some((p, _)) => self.idf(p.len()),
-                None if !t.han => unknown_idf,
-                None => 0.0,
-            })
-            .sum();
-        let mut scores = vec![0f32; self.docs.len()];
-        for (postings, factor, idf) in &resolved {
-            for p in postings.iter() {
-                let d = &self.docs[p.doc as usize];
-                let norm = 1.0 - B + B * d.len / self.avg_len;
-                let sat = p.tf * (K1 + 1.0) / (p.tf + K1 * norm);
-                let bonus = if p.zones & NAME != 0 && *factor > SYNONYM_FACTOR {
-                    NAME_BONUS
-                } else {
-                    0.0
+        let concept_spans: Vec<(usize, usize)> = q
+            .concepts()
+            .filter(|t| t.concept.is_some_and(|c| self.concept_items(c) > 0))
+            .map(|t| t.span)
+            .collect();
+        let explained = |t: &Term| concept_spans.iter().any(|&(a, b)| a <= t.span.0 && t.span.1 <= b);
+        let mut said = 0.0;
+        let mut seen = std::collections::HashSet::new();
+        let mut resolved: Vec<Resolved> = Vec::new();
+        for t in q.terms.iter().filter(|t| seen.insert((t.concept, t.text.as_str()))) {
+            let found = self.resolve(t, &q.norm);
+            if t.concept.is_some() || !explained(t) {
+                said += match found {
+                    Some((p, _)) => self.idf(p.len()),
+                    None if t.concept.is_some() || t.han => 0.0,
+                    None => unknown_idf,
                 };
-                scores[p.doc as usize] += idf * factor * (sat + bonus);
+            }
+            let Some((p, mut factor)) = found else { continue };
+            // A word inside a longer phrase of a concept ("online" in
+            // "online order", "个头" in "碰个头") means the phrase, not
+            // itself.
+            let in_phrase = q
+                .concepts()
+                .any(|c| c.span.0 <= t.span.0 && t.span.1 <= c.span.1 && c.span != t.span);
+            if t.concept.is_none() && in_phrase {
+                factor *= PHRASE_WORD_FACTOR;
+            }
+            resolved.push(Resolved {
+                postings: p,
+                factor,
+                idf: self.idf(p.len()),
+                concept: t.concept.is_some(),
+                spans: q
+                    .terms
+                    .iter()
+                    .filter(|x| x.concept == t.concept && x.text == t.text)
+                    .map(|x| x.span)
+                    .collect(),
+            });
+        }
+        let mut scores = vec![0f32; self.docs.len()];
+        // Sum of the idf of the terms each item matched: the share of the
+        // question it covers weighs its score (an item that matches one
+        // word of five ranks below one that matches four).
+        let mut found = vec![0f32; self.docs.len()];
+        for r in &resolved {
+            // An item that has the very words a concept was said with
+            // counts the better of the two, not both.
+            let words: Vec<&Resolved> = if r.concept {
+                resolved
+                    .iter()
+                    .filter(|w| !w.concept && w.spans.iter().any(|&s| r.covers(s)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            for p in r.postings.iter() {
+                let mut gain = self.gain(r, p);
+                for w in &words {
+                    if let Ok(i) = w.postings.binary_search_by_key(&p.doc, |x| x.doc) {
+                        gain -= self.gain(w, &w.postings[i]);
+                    }
+                }
+                if gain > 0.0 {
+                    scores[p.doc as usize] += gain;
+                }
+                found[p.doc as usize] += r.idf;
             }
         }
+        let coord = |f: f32| {
+            if said > 0.0 {
+                COORD_BASE + (1.0 - COORD_BASE) * (f / said).min(1.0)
+            } else {
+                1.0
+            }
+        };
         let mut top: Vec<(u32, f32)> = scores
             .iter()
             .enumerate()
             .filter(|(_, s)| **s > 0.0)
-            .map(|(i, s)| (i as u32, *s))
+            .map(|(i, s)| (i as u32, *s * coord(found[i])))
             .collect();
         let k = (TOP_K * 2).min(top.len());
         if k == 0 {
@@ -564,24 +808,49 @@ impl Index {
         }
         top.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
         top.truncate(k);
+        // The Chinese characters of the question's words that the
+        // knowledge knows (an unknown bigram is often two words' edges).
+        let mut han: Vec<usize> = q
+            .terms
+            .iter()
+            .filter(|t| t.han && t.concept.is_none() && (self.postings.contains_key(&t.text) || explained(t)))
+            .flat_map(|t| t.span.0..t.span.1)
+            .collect();
+        han.sort_unstable();
+        han.dedup();
         let mut hits: Vec<Hit> = top
             .into_iter()
             .map(|(doc, score)| {
                 let d = &self.docs[doc as usize];
-                let full_name = d.names.iter().any(|n| q.norm.contains(n.as_str()));
+                let full_name = d.names.iter().any(|n| name_in(&q.norm, n));
                 let e = self.evidence(doc, &resolved);
-                let strong = e.named || self.tag_in(d, q);
+                let tag = self.tag_in(d, q);
+                // Part of a name in a Chinese question whose other words
+                // this item does not have ("熊猫基地门票" is not about 熊猫旋翼):
+                // a namesake, not the item.
+                let namesake = e.named && !full_name && han_share(&han, &e.spans) < MIN_NAMESAKE_SHARE;
+                let named = e.named && !namesake;
+                let strong = named || e.concept_strong || tag;
                 let coverage = if said > 0.0 { (e.found / said).min(1.0) } else { 0.0 };
                 let terms = e.terms;
+                let bonus = if full_name {
+                    FULL_NAME_BONUS
+                } else if tag {
+                    WHOLE_TAG_BONUS
+                } else {
+                    0.0
+                };
                 Hit {
                     item: d.item,
-                    score: score + if full_name { FULL_NAME_BONUS } else { 0.0 },
+                    score: score + bonus,
                     confident: full_name
-                        || ((strong || terms >= 2) && coverage >= MIN_COVERAGE)
+                        || ((named || e.words >= 2 || tag) && coverage >= MIN_COVERAGE)
+                        || (e.concept_strong && coverage >= MIN_COVERAGE_CONCEPT)
                         || (e.asked && coverage >= MIN_COVERAGE_QUESTION),
                     full_name,
                     terms,
                     strong,
+                    named,
                     coverage,
                 }
             })
@@ -594,27 +863,42 @@ impl Index {
     /// Whether one of the doc's tags stands whole in the question and says
     /// something (holds an informative term).
     fn tag_in(&self, d: &Doc, q: &Query) -> bool {
-        let synonym = |w: &str| q.terms.iter().any(|t| t.synonym && t.text == w);
-        d.tags.iter().enumerate().any(|(i, tag)| {
-            let words = &d.tag_terms[i];
-            d.tag_informative[i] && ((words.len() == 1 && synonym(&words[0])) || !tag.find(q).is_empty())
-        })
+        d.tags
+            .iter()
+            .enumerate()
+            .any(|(i, tag)| d.tag_informative[i] && !tag.find(q).is_empty())
     }
 
     /// What the question's terms found in one doc.
-    fn evidence(&self, doc: u32, resolved: &[(&Vec<Posting>, f32, f32)]) -> Evidence {
+    fn evidence(&self, doc: u32, resolved: &[Resolved]) -> Evidence {
         let mut e = Evidence::default();
-        for (postings, factor, idf) in resolved {
-            let Ok(i) = postings.binary_search_by_key(&doc, |p| p.doc) else {
+        // Words come before concepts: a concept said by words that matched
+        // already is not one more term.
+        let mut matched: Vec<(usize, usize)> = Vec::new();
+        for r in resolved {
+            let Ok(i) = r.postings.binary_search_by_key(&doc, |p| p.doc) else {
                 continue;
             };
-            e.found += idf;
-            if self.informative(postings.len()) {
-                e.terms += 1;
-                e.named |= postings[i].zones & NAME != 0 && *factor >= FUZZY_FACTOR;
-                e.asked |= postings[i].zones & QUESTION != 0;
+            e.found += r.idf;
+            let again = r.concept && matched.iter().any(|&s| r.covers(s));
+            matched.extend(&r.spans);
+            if self.informative(r.postings.len()) {
+                if !again {
+                    e.terms += 1;
+                }
+                if !r.concept {
+                    e.words += 1;
+                }
+                let zones = r.postings[i].zones;
+                if r.concept {
+                    e.concept_strong |= zones & (NAME | TAG | QUESTION) != 0;
+                } else {
+                    e.named |= zones & NAME != 0 && r.factor >= FUZZY_FACTOR;
+                }
+                e.asked |= zones & QUESTION != 0;
             }
         }
+        e.spans = matched;
         e
     }
 }
@@ -657,7 +941,7 @@ tags = ["班车", "shuttle", "metro"]
     }
 
     fn top(index: &Index, q: &str) -> Option<Hit> {
-        index.search(&Query::new(q)).into_iter().next()
+        index.search(&index.expand(&Query::new(q))).into_iter().next()
     }
 
     #[test]
@@ -669,16 +953,19 @@ tags = ["班车", "shuttle", "metro"]
     }
 
     #[test]
-    fn synonyms_bridge_the_words_people_use() {
+    fn concepts_bridge_the_words_people_use() {
         let idx = Index::build(&kb());
         let hit = top(&idx, "is there a bus from the subway?").unwrap();
         assert_eq!(hit.item, Item::Faq(1));
         assert!(hit.confident);
         let hit = top(&idx, "地铁站有接驳车吗").unwrap();
         assert_eq!(hit.item, Item::Faq(1));
-        // A synonym inside a name is not the name: "泊车" alone finds no company.
-        let q = Query::new("is parking free");
-        assert!(q.terms.iter().any(|t| t.synonym && t.text == "停车"));
+        let q = idx.expand(&Query::new("is parking free"));
+        assert!(q.terms.iter().any(|t| t.concept.is_some() && t.text == "parking"));
+        // Meaning without a shared word: the parking FAQ for a car left.
+        let hit = top(&idx, "where can I leave my car").unwrap();
+        assert_eq!(hit.item, Item::Faq(0));
+        assert!(hit.confident);
     }
 
     #[test]
@@ -704,6 +991,15 @@ tags = ["班车", "shuttle", "metro"]
     fn unrelated_questions_are_not_confident() {
         let idx = Index::build(&kb());
         assert!(top(&idx, "what is the weather tomorrow").is_none_or(|h| !h.confident));
+    }
+
+    #[test]
+    fn a_command_phrase_is_not_its_word() {
+        let mine = PhraseSet::new(&["/my", "my registrations"]);
+        assert!(mine.find(&Query::new("where do I leave my car")).is_empty());
+        assert_eq!(mine.find(&Query::new("/my")).len(), 1);
+        assert!(mine.find(&Query::new("/mybook")).is_empty());
+        assert_eq!(mine.find(&Query::new("show my registrations")).len(), 1);
     }
 
     #[test]

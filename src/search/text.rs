@@ -18,8 +18,9 @@ pub struct Term {
     pub span: (usize, usize),
     /// A Chinese bigram or single character (not an English word).
     pub han: bool,
-    /// Added as a synonym of a word of the question (weighs less).
-    pub synonym: bool,
+    /// The concept this term stands for (see `concepts`; its `text` is the
+    /// concept's id), or `None` for a word.
+    pub concept: Option<u32>,
 }
 
 /// NFKC, lower case, and full-width punctuation folded.
@@ -41,7 +42,9 @@ const EN_STOP: &[&str] = &[
     "would", "you", "your", "company", "companies", "enterprise", "enterprises", "firm", "firms", "park", "parks",
     "business", "businesses", "one", "ones", "thing", "things", "just", "should", "much", "many",
     "people", "around", "somewhere", "someone", "somebody", "anybody", "anywhere", "place",
-    "places", "go", "come", "way",
+    "places", "go", "come", "way", "re", "ve", "ll", "m", "t", "d", "while", "needs", "wants", "also",
+    "still", "really", "actually", "maybe", "other", "something", "then", "than", "very", "too",
+    "only", "even", "quite", "more", "after", "before", "during", "ok", "okay", "hello", "thanks",
 ];
 
 /// Characters that carry no meaning on their own in a question; a bigram
@@ -87,7 +90,10 @@ pub fn stem(word: &str) -> String {
         && b[n - 1] == b[n - 2]
         && !matches!(b[n - 1], b'l' | b's' | b'z' | b'e' | b'o')
         && b[n - 1].is_ascii_alphabetic();
-    if doubled || (n > 3 && b[n - 1] == b'e') {
+    // A final e goes ("make", "making"), except in four-letter words in
+    // -re: "care" is not "car", "fire" not "fir".
+    let final_e = n > 3 && b[n - 1] == b'e' && !(n == 4 && b[n - 2] == b'r');
+    if doubled || final_e {
         w.truncate(n - 1);
     }
     w
@@ -131,7 +137,7 @@ fn latin_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>)
             text: run.iter().collect(),
             span: (offset, offset + run.len()),
             han: false,
-            synonym: false,
+            concept: None,
         });
     }
     let mut i = 0;
@@ -150,7 +156,7 @@ fn latin_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>)
             text,
             span: (offset + start, offset + i),
             han: false,
-            synonym: false,
+            concept: None,
         });
     }
 }
@@ -162,7 +168,7 @@ fn han_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>) {
                 text: run[0].to_string(),
                 span: (offset, offset + 1),
                 han: true,
-                synonym: false,
+                concept: None,
             });
         }
         return;
@@ -174,7 +180,7 @@ fn han_run(run: &[char], offset: usize, keep_stops: bool, out: &mut Vec<Term>) {
                 text: b,
                 span: (offset + k, offset + k + 2),
                 han: true,
-                synonym: false,
+                concept: None,
             });
         }
     }
@@ -245,6 +251,7 @@ mod tests {
         assert_eq!(stem("machined"), stem("machining"));
         assert_eq!(stem("shopping"), "shop");
         assert_eq!(stem("services"), stem("service"));
+        assert_ne!(stem("care"), stem("cars"));
     }
 
     #[test]

@@ -26,12 +26,14 @@ pub use outbox::{
     AnnounceRefusal, Announcement, Audience, Delivered, DeliveryKind, DeliveryState, Due, MAX_ANNOUNCEMENT_CHARS,
     OutboxMessage,
 };
+mod misses;
 mod panics;
 mod records;
 mod registrations;
 mod turn;
 mod web;
 
+pub use misses::{MISSES_KEPT, Miss, MissKind};
 pub use records::*;
 pub use registrations::{CancelOutcome, NewRegistration, RegisterOutcome};
 pub use turn::{Effect, EffectOutcome, SubscriberChange, TurnDone, TurnWrite};
@@ -63,6 +65,8 @@ const ENTERPRISES: TableDefinition<&str, &[u8]> = TableDefinition::new("knowledg
 const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("knowledge_event");
 /// id → Faq
 const FAQS: TableDefinition<&str, &[u8]> = TableDefinition::new("knowledge_faq");
+/// id → Concept (the park's own, extending the built-in lexicon)
+const CONCEPTS: TableDefinition<&str, &[u8]> = TableDefinition::new("knowledge_concept");
 /// identity → Session (dialog state, last list shown)
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("identity_session");
 /// code → Registration
@@ -363,6 +367,7 @@ impl Store {
                 enterprise: all(r, ENTERPRISES, "enterprise")?,
                 event: all(r, EVENTS, "event")?,
                 faq: all(r, FAQS, "faq")?,
+                concept: all(r, CONCEPTS, "concept")?,
             };
             k.sort();
             Ok(k)
@@ -519,7 +524,7 @@ impl Store {
     }
 }
 
-const KNOWLEDGE_TABLES: &[TableDefinition<&str, &[u8]>] = &[FIELDS, ENTERPRISES, EVENTS, FAQS];
+const KNOWLEDGE_TABLES: &[TableDefinition<&str, &[u8]>] = &[FIELDS, ENTERPRISES, EVENTS, FAQS, CONCEPTS];
 const RECORD_TABLES: &[TableDefinition<&str, &[u8]>] = &[SESSIONS, REGISTRATIONS, EVENT_COUNTS, SUBSCRIBERS];
 
 /// Whether `path` is an existing file (else it does not exist, and its
@@ -638,6 +643,7 @@ fn prepare(path: &Path, db: &Database) -> Result<()> {
         w.open_table(turn::HANDLED)?;
         w.open_table(turn::HANDLED_BY_TIME)?;
         w.open_table(web::WEB_SESSIONS)?;
+        w.open_table(misses::MISSES)?;
         let mut meta = w.open_table(META)?;
         if found.is_none() {
             meta.insert("schema_version", SCHEMA_VERSION)?;
@@ -680,10 +686,12 @@ fn import_in(w: &redb::WriteTransaction, k: &Knowledge, opts: &ImportOptions) ->
     let enterprises = k.enterprise.iter().map(|x| (x.id.as_str(), encode(x))).collect();
     let events = k.event.iter().map(|x| (x.id.as_str(), encode(x))).collect();
     let faqs = k.faq.iter().map(|x| (x.id.as_str(), encode(x))).collect();
+    let concepts = k.concept.iter().map(|x| (x.id.as_str(), encode(x))).collect();
     upsert(w, FIELDS, fields, opts.replace, &mut stats)?;
     upsert(w, ENTERPRISES, enterprises, opts.replace, &mut stats)?;
     let removed_events = upsert(w, EVENTS, events, opts.replace, &mut stats)?;
     upsert(w, FAQS, faqs, opts.replace, &mut stats)?;
+    upsert(w, CONCEPTS, concepts, opts.replace, &mut stats)?;
     if opts.replace && !opts.force {
         let empties = before > 0 && k.is_empty();
         let mut events_with_registrations = Vec::new();
