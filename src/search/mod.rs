@@ -131,12 +131,7 @@ impl Phrase {
             return spans;
         }
         if self.has_han() || self.words.is_empty() {
-            // Most phrases are not in a question: a cheap look for the
-            // first character before building a substring searcher.
-            if !self.norm.chars().next().is_some_and(|c| q.norm.contains(c)) {
-                return spans;
-            }
-            for (byte, _) in q.norm.match_indices(&self.norm) {
+            for byte in occurrences(&q.norm, &self.norm) {
                 // A command ends where its word ends ("/my", not "/mybook").
                 let after = q.norm[byte + self.norm.len()..].chars().next();
                 if self.norm.starts_with('/') && after.is_some_and(|c| c.is_ascii_alphanumeric()) {
@@ -395,9 +390,28 @@ fn han_share(han: &[usize], spans: &[(usize, usize)]) -> f32 {
 
 /// Whether `name` stands in `text` (both normalized); a name that begins
 /// or ends with a Latin letter or digit must not be part of a longer word.
+/// Byte offsets where `needle` stands in `hay`. Needles here are short
+/// (a name, a tag, a phrase) and mostly absent: finding their first
+/// character, then comparing, is cheaper than setting up a substring
+/// searcher for each.
+/// Like `str::match_indices`, the matches do not overlap.
+fn occurrences<'a>(hay: &'a str, needle: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let first = needle.chars().next();
+    let mut free_from = 0;
+    hay.match_indices(move |c| Some(c) == first)
+        .map(|(at, _)| at)
+        .filter(move |&at| {
+            let found = at >= free_from && !needle.is_empty() && hay[at..].starts_with(needle);
+            if found {
+                free_from = at + needle.len();
+            }
+            found
+        })
+}
+
 fn name_in(text: &str, name: &str) -> bool {
     let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    text.match_indices(name).any(|(at, _)| {
+    occurrences(text, name).any(|at| {
         let before = text[..at].chars().next_back();
         let after = text[at + name.len()..].chars().next();
         let first = name.chars().next();
@@ -942,6 +956,20 @@ tags = ["班车", "shuttle", "metro"]
 
     fn top(index: &Index, q: &str) -> Option<Hit> {
         index.search(&index.expand(&Query::new(q))).into_iter().next()
+    }
+
+    #[test]
+    fn occurrences_are_those_of_match_indices() {
+        for (hay, needle) in [
+            ("哈哈哈哈", "哈哈"),
+            ("abcabc", "bc"),
+            ("停车场停车", "停车"),
+            ("x", "xy"),
+            ("", "a"),
+        ] {
+            let want: Vec<usize> = hay.match_indices(needle).map(|(i, _)| i).collect();
+            assert_eq!(occurrences(hay, needle).collect::<Vec<_>>(), want, "{hay} / {needle}");
+        }
     }
 
     #[test]

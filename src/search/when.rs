@@ -185,7 +185,94 @@ fn latin_words(chars: &[char]) -> Vec<Word> {
 
 /// Reads the time a question (normalized text) speaks of, `today` being
 /// the bot's date in the park's time.
+/// Every character of this module's Chinese time words (and the Chinese
+/// numerals): a text with none of them holds no Chinese time expression.
+const TIME_HAN: &str = "〇一七三上下两个举之九二五些今以份八六冬前办动十半去后周哪四夏大天季届已年底往拜日明星春昨晚月期末本束次活礼秋经结过这";
+/// Every English word this module reads, sorted.
+const TIME_EN: &[&str] = &[
+    "after",
+    "ago",
+    "apr",
+    "april",
+    "aug",
+    "august",
+    "autumn",
+    "day",
+    "dec",
+    "december",
+    "did",
+    "earlier",
+    "early",
+    "end",
+    "ended",
+    "events",
+    "fall",
+    "feb",
+    "february",
+    "first",
+    "h1",
+    "h2",
+    "half",
+    "happened",
+    "held",
+    "in",
+    "jan",
+    "january",
+    "jul",
+    "july",
+    "jun",
+    "june",
+    "last",
+    "late",
+    "march",
+    "may",
+    "mid",
+    "month",
+    "next",
+    "nov",
+    "november",
+    "oct",
+    "october",
+    "of",
+    "past",
+    "previous",
+    "second",
+    "sep",
+    "sept",
+    "september",
+    "spring",
+    "summer",
+    "the",
+    "this",
+    "time",
+    "today",
+    "tomorrow",
+    "tonight",
+    "upcoming",
+    "was",
+    "week",
+    "weekend",
+    "weekend's",
+    "were",
+    "winter",
+    "year",
+    "yesterday",
+];
+
+/// Whether `norm` may hold a time expression at all: a digit, a character
+/// of a Chinese time word, or an English word this module reads. Most
+/// questions hold none and are not parsed (the parse looks for many words).
+fn may_hold_time(norm: &str) -> bool {
+    norm.chars().any(|c| c.is_ascii_digit() || TIME_HAN.contains(c))
+        || norm
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '\''))
+            .any(|w| !w.is_empty() && TIME_EN.binary_search(&w).is_ok())
+}
+
 pub fn parse(norm: &str, today: Date) -> Option<Period> {
+    if !may_hold_time(norm) {
+        return None;
+    }
     let chars: Vec<char> = norm.chars().collect();
     let words = latin_words(&chars);
     let has_zh = |w: &str| norm.contains(w);
@@ -490,6 +577,24 @@ pub fn parse(norm: &str, today: Date) -> Option<Period> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_prefilter_knows_every_word_the_parser_reads() {
+        let mut sorted = TIME_EN.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(sorted, TIME_EN, "TIME_EN must stay sorted");
+        // Every literal of the parser is let through.
+        let code = include_str!("when.rs");
+        let code = &code[..code.find("#[cfg(test)]").unwrap()];
+        for lit in code.split('"').skip(1).step_by(2) {
+            if lit.chars().any(|c| c.is_alphanumeric()) && !lit.contains("TIME_") {
+                assert!(may_hold_time(&lit.to_lowercase()), "{lit:?} would be filtered out");
+            }
+        }
+        assert!(!may_hold_time("which vfx companies are here?"));
+        assert!(!may_hold_time("停车收费吗"));
+    }
+
     use super::*;
     use time::macros::date;
 
