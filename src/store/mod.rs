@@ -72,7 +72,7 @@ const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("identity_se
 /// code → Registration
 const REGISTRATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("code_registration");
 /// (event id, sequence) → code: registrations of an event in sign-up order
-const EVENT_REGISTRATIONS: TableDefinition<(&str, u64), &str> = TableDefinition::new("eventid_seq_code");
+pub(super) const EVENT_REGISTRATIONS: TableDefinition<(&str, u64), &str> = TableDefinition::new("eventid_seq_code");
 /// event id → EventCounts: seats taken and the waiting list's length
 const EVENT_COUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("eventid_counts");
 /// (event id, sequence) → code: the waiting list of an event, in order

@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, HashSet};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::registrations::next_counter;
-use super::{OUTBOX, Pending, REGISTRATIONS, Result, SESSIONS, SUBSCRIBERS, Store, StoreError, decode, encode};
+use super::registrations::{get_reg, next_counter};
+use super::{EVENT_REGISTRATIONS, OUTBOX, Pending, Result, SESSIONS, SUBSCRIBERS, Store, StoreError, decode, encode};
 use crate::knowledge::{Event, Lang, Text};
 use crate::message::{Channel, Identity};
 use crate::store::{Registration, RegistrationStatus, Session, Subscriber};
@@ -326,23 +326,40 @@ fn finish(tx: &WriteTransaction, m: &mut OutboxMessage, state: DeliveryState, no
     bump(tx, channel, DeliveryState::Pending, -1)?;
     bump(tx, channel, state, 1)?;
     if let Some(a) = m.announcement {
-        let mut t = tx.open_table(ANNOUNCEMENTS)?;
-        let found: Option<Announcement> = t.get(a)?.map(|v| decode(v.value(), "announcement")).transpose()?;
-        if let Some(mut ann) = found {
-            match state {
-                DeliveryState::Sent => ann.sent += 1,
-                DeliveryState::Failed => {
-                    ann.failed += 1;
-                    let reason = m.reason.clone().unwrap_or_else(|| "unknown".into());
-                    *ann.reasons.entry(reason).or_default() += 1;
-                }
-                DeliveryState::Cancelled => ann.cancelled += 1,
-                DeliveryState::Pending => {}
+        update_announcement(tx, a, |ann| match state {
+            DeliveryState::Sent => ann.sent += 1,
+            DeliveryState::Failed => {
+                ann.failed += 1;
+                let reason = m.reason.clone().unwrap_or_else(|| "unknown".into());
+                *ann.reasons.entry(reason).or_default() += 1;
             }
-            t.insert(a, encode(&ann).as_slice())?;
-        }
+            DeliveryState::Cancelled => ann.cancelled += 1,
+            DeliveryState::Pending => {}
+        })?;
     }
     Ok(())
+}
+
+fn get_announcement(tx: &WriteTransaction, id: u64) -> Result<Option<Announcement>> {
+    tx.open_table(ANNOUNCEMENTS)?
+        .get(id)?
+        .map(|v| decode(v.value(), "announcement"))
+        .transpose()
+}
+
+/// Changes announcement `id` with `change` and saves it; the announcement
+/// after the change (`None`: there is no such announcement).
+fn update_announcement(
+    tx: &WriteTransaction,
+    id: u64,
+    change: impl FnOnce(&mut Announcement),
+) -> Result<Option<Announcement>> {
+    let Some(mut ann) = get_announcement(tx, id)? else {
+        return Ok(None);
+    };
+    change(&mut ann);
+    tx.open_table(ANNOUNCEMENTS)?.insert(id, encode(&ann).as_slice())?;
+    Ok(Some(ann))
 }
 
 /// The language of `identity`'s conversation, else Chinese.
@@ -375,17 +392,21 @@ fn opted_out(tx: &WriteTransaction, who: &str) -> Result<bool> {
     Ok(s.is_some_and(|s| !s.subscribed || s.blocked))
 }
 
+/// An event's confirmed registrations, in sign-up order (through the
+/// event's index, not a scan of every registration).
 fn confirmed_of(tx: &WriteTransaction, event_id: &str) -> Result<Vec<Registration>> {
-    let t = tx.open_table(REGISTRATIONS)?;
+    let codes: Vec<String> = {
+        let t = tx.open_table(EVENT_REGISTRATIONS)?;
+        t.range((event_id, 0)..=(event_id, u64::MAX))?
+            .map(|row| row.map(|(_, code)| code.value().to_string()))
+            .collect::<std::result::Result<_, _>>()?
+    };
     let mut out = Vec::new();
-    for row in t.iter()? {
-        let (_, v) = row?;
-        let r: Registration = decode(v.value(), "registration")?;
-        if r.event_id == event_id && r.status == RegistrationStatus::Confirmed {
+    for code in codes {
+        if let Some(r) = get_reg(tx, &code)?.filter(|r| r.status == RegistrationStatus::Confirmed) {
             out.push(r);
         }
     }
-    out.sort_by_key(|r| r.seq);
     Ok(out)
 }
 
@@ -489,13 +510,10 @@ fn record_in(tx: &WriteTransaction, id: u64, outcome: &Delivered, now: i64) -> R
             bump(tx, channel, DeliveryState::Cancelled, -1)?;
             bump(tx, channel, DeliveryState::Sent, 1)?;
             if let Some(a) = m.announcement {
-                let mut t = tx.open_table(ANNOUNCEMENTS)?;
-                let found: Option<Announcement> = t.get(a)?.map(|v| decode(v.value(), "announcement")).transpose()?;
-                if let Some(mut ann) = found {
+                update_announcement(tx, a, |ann| {
                     ann.cancelled = ann.cancelled.saturating_sub(1);
                     ann.sent += 1;
-                    t.insert(a, encode(&ann).as_slice())?;
-                }
+                })?;
             }
             m.state = DeliveryState::Sent;
             m.updated_at = now;
@@ -593,12 +611,9 @@ impl Store {
     /// when there is no such announcement.
     pub fn stop_announcement(&self, id: u64, now: i64) -> Result<Option<Announcement>> {
         self.write(move |tx| {
-            let found: Option<Announcement> = tx
-                .open_table(ANNOUNCEMENTS)?
-                .get(id)?
-                .map(|v| decode(v.value(), "announcement"))
-                .transpose()?;
-            let Some(mut ann) = found else { return Ok(None) };
+            if get_announcement(tx, id)?.is_none() {
+                return Ok(None);
+            }
             let mut ids = Vec::new();
             {
                 let t = tx.open_table(ANNOUNCEMENT_DELIVERIES)?;
@@ -611,13 +626,10 @@ impl Store {
                     finish(tx, &mut m, DeliveryState::Cancelled, now)?;
                 }
             }
-            let mut t = tx.open_table(ANNOUNCEMENTS)?;
-            if let Some(v) = t.get(id)? {
-                ann = decode(v.value(), "announcement")?;
-            }
-            ann.stopped_at.get_or_insert(now);
-            t.insert(id, encode(&ann).as_slice())?;
-            Ok(Some(ann))
+            // The counts as the cancellations left them.
+            update_announcement(tx, id, |ann| {
+                ann.stopped_at.get_or_insert(now);
+            })
         })
     }
 

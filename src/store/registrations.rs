@@ -60,7 +60,7 @@ pub enum CancelOutcome {
     NotFound,
 }
 
-fn get_reg(tx: &WriteTransaction, code: &str) -> Result<Option<Registration>> {
+pub(super) fn get_reg(tx: &WriteTransaction, code: &str) -> Result<Option<Registration>> {
     let t = tx.open_table(REGISTRATIONS)?;
     let v = t.get(code)?;
     v.map(|v| decode(v.value(), "registration")).transpose()
