@@ -108,6 +108,33 @@ pub struct ChannelStatus {
     pub detail: String,
 }
 
+impl ChannelStatus {
+    fn on(name: &'static str, detail: String) -> ChannelStatus {
+        ChannelStatus { name, on: true, detail }
+    }
+
+    fn off(name: &'static str, detail: String) -> ChannelStatus {
+        ChannelStatus {
+            name,
+            on: false,
+            detail,
+        }
+    }
+
+    /// Off because its section has no token, or is not enabled.
+    fn unconfigured(name: &'static str, token: &str) -> ChannelStatus {
+        let upper = name.to_uppercase();
+        ChannelStatus::off(
+            name,
+            if token.is_empty() {
+                format!("no token ([{name}] token / PARKBOT_{upper}__TOKEN)")
+            } else {
+                format!("not enabled ([{name}] enabled = false)")
+            },
+        )
+    }
+}
+
 impl std::fmt::Display for ChannelStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = if self.on { "on" } else { "off" };
@@ -130,11 +157,7 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
     let web =
         channels::web::router(bot.clone()).layer(middleware::from_fn_with_state(metrics.clone(), count_web_messages));
     app = app.merge(web);
-    statuses.push(ChannelStatus {
-        name: "web",
-        on: true,
-        detail: "the chat page at /".into(),
-    });
+    statuses.push(ChannelStatus::on("web", "the chat page at /".into()));
 
     let mut wechat_api = None;
     let outbox = Arc::new(Outbox::default());
@@ -147,27 +170,11 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
     ) {
         Ok(Some(wechat)) => {
             wechat_api = wechat.api();
-            statuses.push(ChannelStatus {
-                name: "wechat",
-                on: true,
-                detail: wechat.describe(),
-            });
+            statuses.push(ChannelStatus::on("wechat", wechat.describe()));
             app = app.merge(wechat.router());
         }
-        Ok(None) => statuses.push(ChannelStatus {
-            name: "wechat",
-            on: false,
-            detail: if config.wechat.token.is_empty() {
-                "no token ([wechat] token / PARKBOT_WECHAT__TOKEN)".into()
-            } else {
-                "not enabled ([wechat] enabled = false)".into()
-            },
-        }),
-        Err(why) => statuses.push(ChannelStatus {
-            name: "wechat",
-            on: false,
-            detail: why,
-        }),
+        Ok(None) => statuses.push(ChannelStatus::unconfigured("wechat", &config.wechat.token)),
+        Err(why) => statuses.push(ChannelStatus::off("wechat", why)),
     }
     let mut telegram = None;
     match channels::telegram::Telegram::from_config(
@@ -178,28 +185,12 @@ pub fn router(bot: Arc<Bot>, config: Config) -> (Router, Vec<ChannelStatus>, Arc
         tasks.clone(),
     ) {
         Ok(Some(t)) => {
-            statuses.push(ChannelStatus {
-                name: "telegram",
-                on: true,
-                detail: t.describe(),
-            });
+            statuses.push(ChannelStatus::on("telegram", t.describe()));
             app = app.merge(t.router());
             telegram = Some(Arc::new(t));
         }
-        Ok(None) => statuses.push(ChannelStatus {
-            name: "telegram",
-            on: false,
-            detail: if config.telegram.token.is_empty() {
-                "no token ([telegram] token / PARKBOT_TELEGRAM__TOKEN)".into()
-            } else {
-                "not enabled ([telegram] enabled = false)".into()
-            },
-        }),
-        Err(why) => statuses.push(ChannelStatus {
-            name: "telegram",
-            on: false,
-            detail: why,
-        }),
+        Ok(None) => statuses.push(ChannelStatus::unconfigured("telegram", &config.telegram.token)),
+        Err(why) => statuses.push(ChannelStatus::off("telegram", why)),
     }
 
     let shared = Arc::new(Shared {

@@ -622,12 +622,14 @@ impl Bot {
         }
         let q = Query::new(text);
         let intents = &self.phrases.intents;
-        if intents.unsubscribe.is_whole(&q) || intents.subscribe.is_whole(&q) {
-            let (change, key) = if intents.unsubscribe.is_whole(&q) {
-                (SubscriberChange::Unsubscribe, "unsubscribed")
-            } else {
-                (SubscriberChange::Subscribe { scene: None }, "subscribed")
-            };
+        let subscription = if intents.unsubscribe.is_whole(&q) {
+            Some((SubscriberChange::Unsubscribe, "unsubscribed"))
+        } else if intents.subscribe.is_whole(&q) {
+            Some((SubscriberChange::Subscribe { scene: None }, "subscribed"))
+        } else {
+            None
+        };
+        if let Some((change, key)) = subscription {
             return Ok(Decision {
                 subscription: Some(change),
                 ..Decision::reply(ctx.t(key, &[]))
