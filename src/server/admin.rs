@@ -107,19 +107,26 @@ pub(super) async fn create(State(s): State<Arc<Shared>>, headers: HeaderMap, bod
     }
 }
 
-pub(super) async fn show(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(denied) = admin_gate(&s, &headers) {
-        return denied.into_response();
-    }
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
+/// Behind the gate, the announcement named in the path after `act`
+/// (read it, stop it…): 404 for an id that is not one.
+async fn one<F>(s: &Shared, headers: &HeaderMap, id: &str, act: F) -> Result<Announcement, Response>
+where
+    F: FnOnce(&crate::store::Store, u64) -> Result<Option<Announcement>, StoreError> + Send + 'static,
+{
+    admin_gate(s, headers).map_err(IntoResponse::into_response)?;
+    let id = parse_id(id).map_err(IntoResponse::into_response)?;
     let store = s.bot.store().clone();
-    match blocking(move || store.announcement(id)).await {
-        Ok(Some(a)) => Json(view(&a)).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no announcement {id}")).into_response(),
-        Err(r) => r.into_response(),
+    match blocking(move || act(&store, id)).await {
+        Ok(Some(a)) => Ok(a),
+        Ok(None) => Err(error(StatusCode::NOT_FOUND, format!("no announcement {id}")).into_response()),
+        Err(r) => Err(r.into_response()),
+    }
+}
+
+pub(super) async fn show(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    match one(&s, &headers, &id, |store, id| store.announcement(id)).await {
+        Ok(a) => Json(view(&a)).into_response(),
+        Err(r) => r,
     }
 }
 
@@ -135,20 +142,12 @@ pub(super) async fn list(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Re
 }
 
 pub(super) async fn stop(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(denied) = admin_gate(&s, &headers) {
-        return denied.into_response();
-    }
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
-    let (store, now) = (s.bot.store().clone(), (s.bot.clock())().unix_timestamp());
-    match blocking(move || store.stop_announcement(id, now)).await {
-        Ok(Some(a)) => {
-            tracing::info!(id, cancelled = a.cancelled, "announcement stopped (admin API)");
+    let now = (s.bot.clock())().unix_timestamp();
+    match one(&s, &headers, &id, move |store, id| store.stop_announcement(id, now)).await {
+        Ok(a) => {
+            tracing::info!(id = a.id, cancelled = a.cancelled, "announcement stopped (admin API)");
             Json(view(&a)).into_response()
         }
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no announcement {id}")).into_response(),
-        Err(r) => r.into_response(),
+        Err(r) => r,
     }
 }
