@@ -1,7 +1,8 @@
 //! The Telegram channel, through teloxide: long polling (the default) or a
 //! webhook at `POST /telegram` on the server's own router, the command menu
 //! in Chinese and English, `/start` deep links, inline keyboards for
-//! choices, and sends through teloxide's `Throttle`.
+//! choices, answers through teloxide's `Throttle` (messages that are not
+//! answers go through the outbox, which paces them itself).
 //!
 //! An adapter only: [`update`] turns an update into an [`Inbound`],
 //! [`render`] turns replies into messages; this module talks to the Bot
@@ -87,8 +88,6 @@ pub enum SendError {
     Transient(String),
     /// Will fail again (a chat that does not exist, a bad request).
     Permanent(String),
-    /// The identity is not a Telegram chat.
-    NotTelegram,
 }
 
 impl std::fmt::Display for SendError {
@@ -97,7 +96,6 @@ impl std::fmt::Display for SendError {
             SendError::Blocked => f.write_str("the person blocked the bot"),
             SendError::Transient(why) => write!(f, "temporary failure: {why}"),
             SendError::Permanent(why) => write!(f, "refused: {why}"),
-            SendError::NotTelegram => f.write_str("not a Telegram identity"),
         }
     }
 }
@@ -205,17 +203,11 @@ impl Telegram {
             Mode::Polling => s.poll(&me, &mut stop).await,
         }
     }
-
-    /// Sends `reply` to `identity` (a message that is not an answer: an
-    /// announcement, a reminder), within Telegram's rate limits. A person
-    /// who blocked the bot is recorded as such.
-    pub async fn send(&self, identity: &Identity, reply: &Reply) -> Result<(), SendError> {
-        let chat = chat_of(identity).ok_or(SendError::NotTelegram)?;
-        self.state.deliver(identity, chat, std::slice::from_ref(reply)).await
-    }
 }
 
-/// Announcements, promotions and reminders go out through [`Telegram::send`].
+/// Messages that are not answers (announcements, promotions, reminders) go
+/// out through the outbox's courier: paced by the outbox, a person who
+/// blocked the bot recorded as such.
 impl crate::outbox::Courier for Telegram {
     fn channel(&self) -> Channel {
         Channel::Telegram
