@@ -19,7 +19,26 @@ use serde_json::{Value, json};
 /// tests' fixed time (before every demo event).
 pub fn demo_bot(db: &Path) -> Arc<Bot> {
     let config = Config::default_with_env(Vec::<(String, String)>::new()).unwrap();
-    let app = App::open(config, Some(db)).unwrap();
+    // A bot that served this file a moment ago may not have let go of it
+    // yet (its last spawned message task drops its handle after answering).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let app = loop {
+        match App::open(config.clone(), Some(db)) {
+            Ok(app) => break app,
+            Err(e)
+                if std::time::Instant::now() < deadline
+                    && e.chain().any(|c| {
+                        matches!(
+                            c.downcast_ref::<parkbot::store::StoreError>(),
+                            Some(parkbot::store::StoreError::Locked { .. })
+                        )
+                    }) =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("{e:#}"),
+        }
+    };
     let now = time::macros::datetime!(2026-11-28 12:00 +08:00);
     Arc::new(app.bot(Arc::new(move || now)).unwrap())
 }
