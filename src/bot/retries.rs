@@ -6,17 +6,33 @@
 //! a restart is recognised too.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::message::{Identity, Reply};
 
+/// An entry's key: the identity and the message id, one string (`key`),
+/// shared by the map and the eviction order.
+type Key = Arc<str>;
+
 pub(super) struct Retries {
-    seen: HashMap<(Identity, String), (i64, Vec<Reply>)>,
+    seen: HashMap<Key, (i64, Vec<Reply>)>,
     /// The newest time of an entry dropped for room (not for age): ids
     /// handled after it are all still here.
     dropped_young: i64,
     /// Insertion order, for eviction: (unix seconds, key).
-    order: VecDeque<(i64, (Identity, String))>,
+    order: VecDeque<(i64, Key)>,
     capacity: usize,
+    /// Where a look-up's key is built, so that looking up allocates nothing.
+    scratch: String,
+}
+
+/// Writes the key of `message_id` of `identity` into `out`. The identity
+/// (`channel:id`) never holds a NUL, so the two parts cannot run together.
+fn key_into(out: &mut String, identity: &Identity, message_id: &str) {
+    out.clear();
+    out.push_str(identity.as_str());
+    out.push('\0');
+    out.push_str(message_id);
 }
 
 impl Retries {
@@ -26,6 +42,7 @@ impl Retries {
             order: VecDeque::new(),
             dropped_young: i64::MIN,
             capacity: capacity.max(1),
+            scratch: String::new(),
         }
     }
 
@@ -33,14 +50,17 @@ impl Retries {
     /// seconds before `now`.
     pub(super) fn get(&mut self, identity: &Identity, message_id: &str, now: i64, window: i64) -> Option<Vec<Reply>> {
         self.evict(now, window);
-        self.seen
-            .get(&(identity.clone(), message_id.to_string()))
-            .map(|(_, r)| r.clone())
+        key_into(&mut self.scratch, identity, message_id);
+        self.seen.get(self.scratch.as_str()).map(|(_, r)| r.clone())
     }
 
     pub(super) fn put(&mut self, identity: &Identity, message_id: &str, now: i64, replies: &[Reply], window: i64) {
-        let key = (identity.clone(), message_id.to_string());
-        if self.seen.insert(key.clone(), (now, replies.to_vec())).is_none() {
+        key_into(&mut self.scratch, identity, message_id);
+        if let Some(entry) = self.seen.get_mut(self.scratch.as_str()) {
+            *entry = (now, replies.to_vec());
+        } else {
+            let key: Key = Arc::from(self.scratch.as_str());
+            self.seen.insert(key.clone(), (now, replies.to_vec()));
             self.order.push_back((now, key));
         }
         self.evict(now, window);
@@ -56,7 +76,7 @@ impl Retries {
                 self.dropped_young = self.dropped_young.max(*at);
             }
             let (_, key) = self.order.pop_front().expect("front exists");
-            self.seen.remove(&key);
+            self.seen.remove(&*key);
         }
     }
 

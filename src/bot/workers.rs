@@ -16,8 +16,16 @@ use std::sync::{Arc, Condvar, Mutex};
 type Job = Box<dyn FnOnce() + Send>;
 
 struct Queue {
-    jobs: Mutex<(VecDeque<Job>, bool)>,
+    jobs: Mutex<Jobs>,
     ready: Condvar,
+}
+
+struct Jobs {
+    queue: VecDeque<Job>,
+    stopping: bool,
+    /// Threads waiting on `ready`: a job is only worth a wake-up (a
+    /// system call, and often a context switch) when one is.
+    idle: usize,
 }
 
 /// The pool; its threads end when it is dropped.
@@ -29,7 +37,11 @@ impl Workers {
     pub(super) fn start() -> Workers {
         let n = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
         let queue = Arc::new(Queue {
-            jobs: Mutex::new((VecDeque::new(), false)),
+            jobs: Mutex::new(Jobs {
+                queue: VecDeque::new(),
+                stopping: false,
+                idle: 0,
+            }),
             ready: Condvar::new(),
         });
         for i in 0..n {
@@ -53,11 +65,15 @@ impl Workers {
             let result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| super::panic_message(p.as_ref()));
             let _ = tx.send(result);
         });
-        {
+        let wake = {
             let mut jobs = self.queue.jobs.lock().unwrap_or_else(|e| e.into_inner());
-            jobs.0.push_back(job);
+            jobs.queue.push_back(job);
+            // Busy threads take the job when they finish theirs.
+            jobs.idle > 0
+        };
+        if wake {
+            self.queue.ready.notify_one();
         }
-        self.queue.ready.notify_one();
         async move {
             rx.await
                 .unwrap_or_else(|_| Err("the core's threads have stopped".into()))
@@ -67,7 +83,7 @@ impl Workers {
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        self.queue.jobs.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.queue.jobs.lock().unwrap_or_else(|e| e.into_inner()).stopping = true;
         self.queue.ready.notify_all();
     }
 }
@@ -77,13 +93,15 @@ fn work(q: &Queue) {
         let job = {
             let mut jobs = q.jobs.lock().unwrap_or_else(|e| e.into_inner());
             loop {
-                if let Some(job) = jobs.0.pop_front() {
+                if let Some(job) = jobs.queue.pop_front() {
                     break job;
                 }
-                if jobs.1 {
+                if jobs.stopping {
                     return;
                 }
+                jobs.idle += 1;
                 jobs = q.ready.wait(jobs).unwrap_or_else(|e| e.into_inner());
+                jobs.idle -= 1;
             }
         };
         job();
@@ -104,5 +122,36 @@ mod tests {
         for (i, f) in all.into_iter().enumerate() {
             assert_eq!(f.await, Ok(i * 2));
         }
+    }
+
+    /// Jobs queued while every thread is busy are taken without a wake-up
+    /// when the threads finish; a job queued when they all sleep wakes one.
+    #[tokio::test]
+    async fn busy_threads_take_queued_jobs_and_idle_ones_are_woken() {
+        let w = Workers::start();
+        let gate = Arc::new(std::sync::Barrier::new(1 + 2));
+        // Hold every thread (the pool has at least two).
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+        let held: Vec<_> = (0..n)
+            .map(|i| {
+                let g = gate.clone();
+                w.run(move || {
+                    if i < 2 {
+                        g.wait();
+                    }
+                })
+            })
+            .collect();
+        let queued: Vec<_> = (0..50).map(|i| w.run(move || i)).collect();
+        tokio::task::spawn_blocking(move || gate.wait()).await.unwrap();
+        for h in held {
+            h.await.unwrap();
+        }
+        for (i, q) in queued.into_iter().enumerate() {
+            assert_eq!(q.await, Ok(i));
+        }
+        // Every thread now sleeps; one more job must still run.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(w.run(|| "late").await, Ok("late"));
     }
 }
