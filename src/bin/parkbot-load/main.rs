@@ -98,6 +98,14 @@ enum Command {
         /// Messages per second of the open-loop run
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
+        /// Also measure a typical Python deployment under the same load:
+        /// the directory of its `app.py` (tools/python-wechat; needs
+        /// gunicorn and Flask installed)
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// How the Python comparison is served
+        #[arg(long, value_enum, default_value = "gunicorn")]
+        python_server: wechat::PythonServer,
     },
     /// The outbox against a mock Telegram Bot API in this process: its
     /// throughput with durable state updates (limits raised), then the rate
@@ -145,7 +153,16 @@ fn main() -> Result<()> {
             seconds,
             senders,
             rate,
-        } => runtime()?.block_on(wechat::bench(parkbot, concurrency, seconds, senders, rate)),
+            python,
+            python_server,
+        } => runtime()?.block_on(wechat::bench(
+            parkbot,
+            concurrency,
+            seconds,
+            senders,
+            rate,
+            python.map(|p| (p, python_server)),
+        )),
         Command::Ceiling { listen } => runtime()?.block_on(wechat::ceiling(listen)),
         Command::Outbox {
             recipients,

@@ -89,6 +89,55 @@ fn start_parkbot(parkbot: &Path, dir: &Path, port: u16, safe: bool) -> Result<Pr
     Ok(Proc(c.spawn().with_context(|| format!("start {}", parkbot.display()))?))
 }
 
+/// How the Python comparison (`tools/python-wechat/app.py`) is served.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PythonServer {
+    /// gunicorn, one sync worker per core
+    Gunicorn,
+    /// Flask's own threaded server (`python3 app.py`)
+    FlaskDev,
+}
+
+impl PythonServer {
+    fn label(self) -> &'static str {
+        match self {
+            PythonServer::Gunicorn => "python (Flask, gunicorn)",
+            PythonServer::FlaskDev => "python (Flask dev server)",
+        }
+    }
+}
+
+/// Starts the Python comparison on a free port.
+fn start_python(dir: &Path, server: PythonServer, port: u16) -> Result<Proc> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut c = match server {
+        PythonServer::Gunicorn => {
+            let mut c = Command::new("gunicorn");
+            c.args([
+                "-w",
+                &workers.to_string(),
+                "-b",
+                &format!("127.0.0.1:{port}"),
+                "app:app",
+            ]);
+            c
+        }
+        PythonServer::FlaskDev => {
+            let mut c = Command::new("python3");
+            c.arg("app.py").env("PORT", port.to_string());
+            c
+        }
+    };
+    let child = c
+        .env("WECHAT_TOKEN", TOKEN)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start the Python comparison (pip install -r tools/python-wechat/requirements.txt)")?;
+    Ok(Proc(child))
+}
+
 /// Starts this tool's bare ceiling server on a free port.
 fn start_ceiling(port: u16) -> Result<Proc> {
     let me = std::env::current_exe()?;
@@ -314,7 +363,14 @@ pub async fn open(base: &str, rate: f64, seconds: f64, first: u64, senders: u64)
 }
 
 /// The whole benchmark, printed as a table.
-pub async fn bench(parkbot: PathBuf, concurrency: usize, seconds: f64, senders: u64, rate: f64) -> Result<()> {
+pub async fn bench(
+    parkbot: PathBuf,
+    concurrency: usize,
+    seconds: f64,
+    senders: u64,
+    rate: f64,
+    python: Option<(PathBuf, PythonServer)>,
+) -> Result<()> {
     let parkbot = parkbot
         .canonicalize()
         .with_context(|| format!("{}: build it first (cargo build --release)", parkbot.display()))?;
@@ -363,13 +419,31 @@ pub async fn bench(parkbot: PathBuf, concurrency: usize, seconds: f64, senders: 
         let safe = closed(&sbase, concurrency, seconds, 0, senders, true).await?;
         drop(safe_server);
 
+        let py = match &python {
+            Some((pdir, kind)) => {
+                let pport = free_port()?;
+                let py_server = start_python(pdir, *kind, pport)?;
+                let pbase = format!("http://127.0.0.1:{pport}");
+                wait_healthy(&client, &pbase).await?;
+                closed(&pbase, concurrency, 1.0, 1_000_000_000, senders, false).await?;
+                let r = closed(&pbase, concurrency, seconds, 0, senders, false).await?;
+                drop(py_server);
+                Some((kind.label(), r))
+            }
+            None => None,
+        };
+
         println!("run                         requests  errors  req/s     p50_ms  p99_ms");
-        for (name, r) in [
+        let mut rows = vec![
             ("first contact (all senders)", &cold),
             ("parkbot /wechat plain", &ours),
             ("bare axum ceiling", &bare),
             ("parkbot /wechat safe (AES)", &safe),
-        ] {
+        ];
+        if let Some((label, p)) = &py {
+            rows.push((label, p));
+        }
+        for (name, r) in rows {
             println!(
                 "{name:<27} {:>8}  {:>6}  {:>8.0}  {:>6.2}  {:>6.2}",
                 r.requests,
@@ -383,6 +457,12 @@ pub async fn bench(parkbot: PathBuf, concurrency: usize, seconds: f64, senders: 
             "plain throughput / ceiling: {:.0} %   (concurrency {concurrency}, {senders} senders, {seconds} s each)",
             100.0 * ours.per_second() / bare.per_second()
         );
+        if let Some((_, p)) = &py {
+            println!(
+                "plain throughput / python: {:.1}×",
+                ours.per_second() / p.per_second().max(f64::MIN_POSITIVE)
+            );
+        }
         println!(
             "open loop at {rate:.0}/s: {} requests, {} errors, p50 {:.2} ms, p99 {:.2} ms",
             fixed.requests, fixed.errors, fixed.p50_ms, fixed.p99_ms
