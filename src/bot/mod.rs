@@ -31,6 +31,7 @@ mod workers;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, RwLock};
 
 use time::OffsetDateTime;
@@ -270,46 +271,53 @@ impl Bot {
     pub fn handle(self: &Arc<Self>, msg: Inbound) -> impl Future<Output = Vec<Reply>> + Send + 'static {
         let ticket = self.lanes.ticket(&msg.identity);
         let bot = self.clone();
-        let (phrases, lang) = (self.phrases.clone(), first_lang(&msg));
-        let identity = msg.identity.clone();
-        let (who, first) = (identity.clone(), lang);
-        let inner = async move {
+        let first = first_lang(&msg);
+        async move {
             ticket.turn().await;
-            let work = bot.workers.run({
-                let bot = bot.clone();
-                move || {
-                    let processed = bot.process(&msg);
-                    (msg, processed)
+            // From here the message is handled to the end even if the
+            // caller goes away (a closed connection), so that its
+            // identity's next message never overtakes it: the ticket goes
+            // with the work, and is given up only when the replies are
+            // final (after the commit, when there is one).
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let rt = tokio::runtime::Handle::current();
+            let core = bot.clone();
+            bot.workers.submit(move || {
+                let processed = catch_unwind(AssertUnwindSafe(|| core.process(&msg)));
+                match processed {
+                    Ok(Processed::Done(replies)) => {
+                        drop(ticket); // the next message of this identity may go
+                        let _ = tx.send(replies);
+                    }
+                    // The commit is awaited on the async side: no thread
+                    // waits through the fsync, and the identity's next
+                    // message waits for it.
+                    Ok(Processed::Committing { pending, lang, memory }) => {
+                        rt.spawn(async move {
+                            let replies = match pending.await {
+                                Ok((outcome, replies)) => {
+                                    log_outcome(&msg.identity, outcome.as_ref());
+                                    core.apply_memory(&msg.identity, memory);
+                                    core.remember_replies(&msg, &replies);
+                                    replies
+                                }
+                                Err(e) => core.unavailable(lang, &e),
+                            };
+                            drop(ticket);
+                            let _ = tx.send(replies);
+                        });
+                    }
+                    Err(panic) => {
+                        let panic = panic_message(panic.as_ref());
+                        tracing::error!(identity = %msg.identity, panic = %panic, "handling a message failed");
+                        drop(ticket);
+                        let _ = tx.send(vec![Reply::text(core.phrases.t("unavailable", first, &[]))]);
+                    }
                 }
             });
-            let replies = match work.await {
-                Ok((_, Processed::Done(replies))) => replies,
-                // The commit is awaited here: no thread waits through the
-                // fsync, and the identity's next message waits for it.
-                Ok((msg, Processed::Committing { pending, lang, memory })) => match pending.await {
-                    Ok((outcome, replies)) => {
-                        log_outcome(&msg.identity, outcome.as_ref());
-                        bot.apply_memory(&msg.identity, memory);
-                        bot.remember_replies(&msg, &replies);
-                        replies
-                    }
-                    Err(e) => bot.unavailable(lang, &e),
-                },
-                Err(panic) => {
-                    tracing::error!(identity = %who, panic = %panic, "handling a message failed");
-                    vec![Reply::text(bot.phrases.t("unavailable", first, &[]))]
-                }
-            };
-            drop(ticket); // the next message of this identity may go
-            replies
-        };
-        // Once started, a message is handled to the end even if the caller
-        // goes away (a closed connection), so that its identity's next
-        // message never overtakes it.
-        async move {
-            tokio::spawn(inner).await.unwrap_or_else(|e| {
-                tracing::error!(identity = %identity, error = %e, "handling a message failed");
-                vec![Reply::text(phrases.t("unavailable", lang, &[]))]
+            rx.await.unwrap_or_else(|_| {
+                tracing::error!("handling a message failed: the core's threads have stopped");
+                vec![Reply::text(bot.phrases.t("unavailable", first, &[]))]
             })
         }
     }

@@ -9,7 +9,6 @@
 //! A job that panics is caught; its caller gets the panic's message.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -56,27 +55,34 @@ impl Workers {
 
     /// Runs `f` on a core thread; the future gives its value, or the
     /// message of its panic.
+    #[cfg(test)]
     pub(super) fn run<R: Send + 'static>(
         &self,
         f: impl FnOnce() -> R + Send + 'static,
     ) -> impl Future<Output = Result<R, String>> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
+        self.submit(move || {
             let result = catch_unwind(AssertUnwindSafe(f)).map_err(|p| super::panic_message(p.as_ref()));
             let _ = tx.send(result);
         });
+        async move {
+            rx.await
+                .unwrap_or_else(|_| Err("the core's threads have stopped".into()))
+        }
+    }
+
+    /// Queues `job` for a core thread. A job that panics is caught there
+    /// (the thread goes on); a job still queued when the pool stops is
+    /// dropped without running.
+    pub(super) fn submit(&self, job: impl FnOnce() + Send + 'static) {
         let wake = {
             let mut jobs = self.queue.jobs.lock().unwrap_or_else(|e| e.into_inner());
-            jobs.queue.push_back(job);
+            jobs.queue.push_back(Box::new(job));
             // Busy threads take the job when they finish theirs.
             jobs.idle > 0
         };
         if wake {
             self.queue.ready.notify_one();
-        }
-        async move {
-            rx.await
-                .unwrap_or_else(|_| Err("the core's threads have stopped".into()))
         }
     }
 }
@@ -104,7 +110,9 @@ fn work(q: &Queue) {
                 jobs.idle -= 1;
             }
         };
-        job();
+        if let Err(p) = catch_unwind(AssertUnwindSafe(job)) {
+            tracing::error!(panic = %super::panic_message(p.as_ref()), "a job on a core thread failed");
+        }
     }
 }
 
