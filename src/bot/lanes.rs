@@ -23,7 +23,8 @@ struct Lane {
     serving: u64,
     /// Tickets given up before their turn.
     abandoned: BTreeSet<u64>,
-    notify: Arc<Notify>,
+    /// Made when a ticket first has to wait (most lanes never hold two).
+    notify: Option<Arc<Notify>>,
 }
 
 /// A place in an identity's lane; dropping it lets the next one go.
@@ -31,6 +32,8 @@ pub(super) struct Ticket {
     lanes: Arc<Lanes>,
     identity: Identity,
     number: u64,
+    /// Its turn had come when it was taken (the lane was idle).
+    at_once: bool,
 }
 
 impl Lanes {
@@ -42,7 +45,7 @@ impl Lanes {
             next: 0,
             serving: 0,
             abandoned: BTreeSet::new(),
-            notify: Arc::new(Notify::new()),
+            notify: None,
         });
         let number = lane.next;
         lane.next += 1;
@@ -50,14 +53,15 @@ impl Lanes {
             lanes: self.clone(),
             identity: identity.clone(),
             number,
+            at_once: lane.serving == number,
         }
     }
 
     /// Whether it is `t`'s turn; else the lane's notifier to wait on.
     fn check(&self, t: &Ticket) -> Result<(), Arc<Notify>> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(&t.identity) {
-            Some(lane) if lane.serving != t.number => Err(lane.notify.clone()),
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(&t.identity) {
+            Some(lane) if lane.serving != t.number => Err(lane.notify.get_or_insert_with(Default::default).clone()),
             _ => Ok(()),
         }
     }
@@ -72,6 +76,9 @@ impl Lanes {
 impl Ticket {
     /// Waits until it is this ticket's turn.
     pub(super) async fn turn(&self) {
+        if self.at_once {
+            return;
+        }
         loop {
             let notify = match self.lanes.check(self) {
                 Ok(()) => return,
@@ -100,7 +107,9 @@ impl Drop for Ticket {
             while lane.abandoned.remove(&lane.serving) {
                 lane.serving += 1;
             }
-            lane.notify.notify_waiters();
+            if let Some(n) = &lane.notify {
+                n.notify_waiters();
+            }
         } else {
             lane.abandoned.insert(self.number);
         }
