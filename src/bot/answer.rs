@@ -117,7 +117,10 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         // Time words without event words: events only when the question
         // is best answered by an event ("can I pitch to VCs in November?").
         let hits = index.search(&q.without(&fields_cut(&fields)));
-        if !hits.first().is_some_and(|h| matches!(h.item, Item::Event(_))) {
+        if !hits
+            .first()
+            .is_some_and(|h| (h.confident || h.strong) && matches!(h.item, Item::Event(_)))
+        {
             period = None;
         }
     }

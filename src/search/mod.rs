@@ -48,6 +48,33 @@ const FULL_NAME_BONUS: f32 = 6.0;
 /// A Chinese question must have this share of its characters found in an
 /// item that it names in part (else the name is a namesake).
 const MIN_NAMESAKE_SHARE: f32 = 0.5;
+/// Words that ask about an item rather than say what the question is about
+/// ("where is X located", "X怎么联系"): they do not make a partial name a
+/// namesake.
+#[rustfmt::skip]
+const ASK_ABOUT_EN: &[&str] = &[
+    "located", "location", "address", "contact", "phone", "email", "website", "site", "info",
+    "information", "detail", "details", "make", "makes", "made", "making", "doing", "work", "works",
+    "working", "product", "products", "service", "services", "offer", "offers", "sell", "sells",
+    "build", "builds", "building", "floor", "office", "find", "reach", "based", "call", "number",
+    "name", "called", "mean", "say", "venue", "time", "date", "start", "starts", "begin", "held",
+    "happen", "cost", "price", "open", "exactly", "kind", "type", "sort", "good", "best", "new",
+    "team", "staff", "person", "talk", "speak", "up", "to", "go", "visit",
+];
+#[rustfmt::skip]
+const ASK_ABOUT_ZH: &[&str] = &[
+    "在哪", "哪里", "哪儿", "位置", "地址", "几楼", "哪栋", "几号", "联系", "电话", "邮箱", "干嘛", "干啥",
+    "做啥", "是做", "做的", "怎样", "靠谱", "介绍", "情况", "了解", "产品", "业务", "主营", "简介", "官网",
+    "网站", "时候", "哪家", "那家", "这家", "找谁", "开始", "结束", "地点", "时间", "举办", "报名", "门票",
+    "多大", "规模", "办公", "楼层", "厉害", "咋样", "怎么样",
+];
+/// Characters that mostly make grammar, not content (for telling a word
+/// from the edge of two words in a namesake's question).
+const ZH_GRAMMAR_CHARS: &str = "一二三四五六七八九十几多少家公司主要做什么有没能会想去来到把被让给对从向往个些点样用可以得着过该就才再又很太最更比所为因而但如果不怎哪谁啥";
+/// A partial name is a namesake when the rest of the question says this
+/// many times as much (in Chinese characters) as the name part, and the
+/// item matches none of it.
+const NAMESAKE_REST_RATIO: f32 = 1.0;
 /// Extra score when a whole tag, alias or keyword stands in the question.
 const WHOLE_TAG_BONUS: f32 = 1.5;
 /// A fuzzy (typo) match counts this much of an exact one.
@@ -266,6 +293,8 @@ struct Evidence {
     concept_strong: bool,
     /// Sum of the idf of all matched terms.
     found: f32,
+    /// Matched terms (words or concepts) found outside the name.
+    outside_name: usize,
     /// Where the matched terms stand in the question.
     spans: Vec<(usize, usize)>,
 }
@@ -407,6 +436,18 @@ fn occurrences<'a>(hay: &'a str, needle: &'a str) -> impl Iterator<Item = usize>
             }
             found
         })
+}
+
+/// Whether a Chinese name of four or more characters stands in `text` with
+/// one character written wrong ("慧眼只检" for 慧眼质检).
+fn han_name_typo(text: &str, name: &str) -> bool {
+    let name: Vec<char> = name.chars().collect();
+    if name.len() < 4 || !name.iter().all(|&c| crate::knowledge::is_han(c)) {
+        return false;
+    }
+    let text: Vec<char> = text.chars().collect();
+    text.windows(name.len())
+        .any(|w| w.iter().zip(&name).filter(|(a, b)| a != b).count() == 1 && w[0] == name[0])
 }
 
 fn name_in(text: &str, name: &str) -> bool {
@@ -836,13 +877,16 @@ impl Index {
             .into_iter()
             .map(|(doc, score)| {
                 let d = &self.docs[doc as usize];
-                let full_name = d.names.iter().any(|n| name_in(&q.norm, n));
+                let full_name = d.names.iter().any(|n| name_in(&q.norm, n) || han_name_typo(&q.norm, n));
                 let e = self.evidence(doc, &resolved);
                 let tag = self.tag_in(d, q);
                 // Part of a name in a Chinese question whose other words
-                // this item does not have ("熊猫基地门票" is not about 熊猫旋翼):
-                // a namesake, not the item.
-                let namesake = e.named && !full_name && han_share(&han, &e.spans) < MIN_NAMESAKE_SHARE;
+                // this item does not have ("熊猫基地门票" is not about 熊猫旋翼),
+                // or in a question that says more about something else than
+                // the name ("how long do blue whales live"): a namesake,
+                // not the item.
+                let only_name = e.named && !full_name && !tag && e.outside_name == 0 && self.says_other(q, d, &e.spans);
+                let namesake = only_name || (e.named && !full_name && han_share(&han, &e.spans) < MIN_NAMESAKE_SHARE);
                 let named = e.named && !namesake;
                 let strong = named || e.concept_strong || tag;
                 let coverage = if said > 0.0 { (e.found / said).min(1.0) } else { 0.0 };
@@ -858,7 +902,7 @@ impl Index {
                     item: d.item,
                     score: score + bonus,
                     confident: full_name
-                        || ((named || e.words >= 2 || tag) && coverage >= MIN_COVERAGE)
+                        || ((named || (e.words >= 2 && !only_name) || tag) && coverage >= MIN_COVERAGE)
                         || (e.concept_strong && coverage >= MIN_COVERAGE_CONCEPT)
                         || (e.asked && coverage >= MIN_COVERAGE_QUESTION),
                     full_name,
@@ -872,6 +916,84 @@ impl Index {
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
         hits.truncate(TOP_K);
         hits
+    }
+
+    /// Whether the question says something besides the name part at
+    /// `name`, that the item does not match: an English content word that
+    /// is not a way of asking about an item, or Chinese characters (not
+    /// stop words, asking words or general service words) at least as many
+    /// as the name part's. Industry concepts the item lacks count; other
+    /// concepts (contact, fees, tickets…) ask about the item.
+    fn says_other(&self, q: &Query, d: &Doc, name: &[(usize, usize)]) -> bool {
+        let inside = |s: (usize, usize), spans: &[(usize, usize)]| spans.iter().any(|&(a, b)| a <= s.0 && s.1 <= b);
+        let neutral_concepts: Vec<(usize, usize)> = q
+            .concepts()
+            .filter(|t| t.concept.is_some_and(|c| self.lexicon.kind(c) != ConceptKind::Industry))
+            .map(|t| t.span)
+            .collect();
+        let chars: Vec<char> = q.norm.chars().collect();
+        let mut neutral: Vec<(usize, usize)> = neutral_concepts.clone();
+        for w in ASK_ABOUT_ZH {
+            for at in occurrences(&q.norm, w) {
+                let start = q.norm[..at].chars().count();
+                neutral.push((start, start + w.chars().count()));
+            }
+        }
+        let ask_en: Vec<String> = ASK_ABOUT_EN.iter().map(|w| text::stem(w)).collect();
+        let mut rest_chars: Vec<usize> = Vec::new();
+        for t in q.terms.iter().filter(|t| t.concept.is_none()) {
+            if inside(t.span, name) || inside(t.span, &neutral) {
+                continue;
+            }
+            if t.han {
+                // Two characters that hold a grammar word are the edge of
+                // two words, not a word ("这家公司主要做什么").
+                let word = (t.span.0..t.span.1).all(|c| chars.get(c).is_some_and(|ch| !ZH_GRAMMAR_CHARS.contains(*ch)));
+                if word || self.postings.contains_key(&t.text) {
+                    rest_chars.extend((t.span.0..t.span.1).filter(|&c| {
+                        !name.iter().any(|&(a, b)| a <= c && c < b)
+                            && !neutral.iter().any(|&(a, b)| a <= c && c < b)
+                            && chars.get(c).is_some_and(|&ch| crate::knowledge::is_han(ch))
+                    }));
+                }
+            } else if t.text.len() >= 3
+                && !t.text.bytes().all(|b| b.is_ascii_digit())
+                && !ask_en.contains(&t.text)
+                && !self.near_name_word(q, t, d)
+            {
+                return true;
+            }
+        }
+        for t in q.concepts() {
+            if t.concept.is_some_and(|c| self.lexicon.kind(c) == ConceptKind::Industry) && !inside(t.span, name) {
+                rest_chars.extend(t.span.0..t.span.1);
+            }
+        }
+        rest_chars.sort_unstable();
+        rest_chars.dedup();
+        let named: usize = {
+            let mut v: Vec<usize> = name
+                .iter()
+                .flat_map(|&(a, b)| a..b)
+                .filter(|&c| chars.get(c).is_some_and(|&ch| crate::knowledge::is_han(ch)))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v.len()
+        };
+        named > 0 && rest_chars.len() >= 2 && rest_chars.len() as f32 >= named as f32 * NAMESAKE_REST_RATIO
+    }
+
+    /// Whether the English word `t` is one or two letters from a word of
+    /// the doc's names (a typo of the name: "e-drvie").
+    fn near_name_word(&self, q: &Query, t: &Term, d: &Doc) -> bool {
+        let raw: String = q.norm.chars().skip(t.span.0).take(t.span.1 - t.span.0).collect();
+        let max = if raw.len() >= 5 { 2 } else { 1 };
+        d.names.iter().any(|n| {
+            n.split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| w.len() >= 4)
+                .any(|w| edit_distance(&raw, w, max).is_some())
+        })
     }
 
     /// Whether one of the doc's tags stands whole in the question and says
@@ -894,6 +1016,9 @@ impl Index {
                 continue;
             };
             e.found += r.idf;
+            if r.postings[i].zones & NAME == 0 {
+                e.outside_name += 1;
+            }
             let again = r.concept && matched.iter().any(|&s| r.covers(s));
             matched.extend(&r.spans);
             if self.informative(r.postings.len()) {
