@@ -440,6 +440,11 @@ fn occurrences<'a>(hay: &'a str, needle: &'a str) -> impl Iterator<Item = usize>
 
 /// Whether a Chinese name of four or more characters stands in `text` with
 /// one character written wrong ("慧眼只检" for 慧眼质检).
+/// Whether `s` lies within one of `spans` (or is covered by adjacent ones).
+fn in_spans(s: (usize, usize), spans: &[(usize, usize)]) -> bool {
+    (s.0..s.1).all(|c| spans.iter().any(|&(a, b)| a <= c && c < b))
+}
+
 fn han_name_typo(text: &str, name: &str) -> bool {
     let name: Vec<char> = name.chars().collect();
     if name.len() < 4 || !name.iter().all(|&c| crate::knowledge::is_han(c)) {
@@ -888,7 +893,9 @@ impl Index {
                 let only_name = e.named && !full_name && !tag && e.outside_name == 0 && self.says_other(q, d, &e.spans);
                 let namesake = only_name || (e.named && !full_name && han_share(&han, &e.spans) < MIN_NAMESAKE_SHARE);
                 let named = e.named && !namesake;
-                let strong = named || e.concept_strong || tag;
+                // A namesake found only through its name: a concept of the
+                // name part does not make it strong either.
+                let strong = named || (e.concept_strong && !only_name) || tag;
                 let coverage = if said > 0.0 { (e.found / said).min(1.0) } else { 0.0 };
                 let terms = e.terms;
                 let bonus = if full_name {
@@ -903,7 +910,7 @@ impl Index {
                     score: score + bonus,
                     confident: full_name
                         || ((named || (e.words >= 2 && !only_name) || tag) && coverage >= MIN_COVERAGE)
-                        || (e.concept_strong && coverage >= MIN_COVERAGE_CONCEPT)
+                        || (e.concept_strong && !only_name && coverage >= MIN_COVERAGE_CONCEPT)
                         || (e.asked && coverage >= MIN_COVERAGE_QUESTION),
                     full_name,
                     terms,
@@ -1011,13 +1018,22 @@ impl Index {
         // Words come before concepts: a concept said by words that matched
         // already is not one more term.
         let mut matched: Vec<(usize, usize)> = Vec::new();
+        let mut name_spans: Vec<(usize, usize)> = Vec::new();
         for r in resolved {
             let Ok(i) = r.postings.binary_search_by_key(&doc, |p| p.doc) else {
                 continue;
             };
             e.found += r.idf;
-            if r.postings[i].zones & NAME == 0 {
+            // A concept said by the very words that matched the name
+            // ("电车" in 驿电车联) is the name again, not more evidence.
+            let by_name = r.concept && r.spans.iter().all(|&s| in_spans(s, &name_spans));
+            // A concept said by other words is evidence even when it is
+            // the name's meaning ("son" for a family camp).
+            if if r.concept { !by_name } else { r.postings[i].zones & NAME == 0 } {
                 e.outside_name += 1;
+            }
+            if !r.concept && r.postings[i].zones & NAME != 0 {
+                name_spans.extend(&r.spans);
             }
             let again = r.concept && matched.iter().any(|&s| r.covers(s));
             matched.extend(&r.spans);
