@@ -75,6 +75,8 @@ const ZH_GRAMMAR_CHARS: &str = "一二三四五六七八九十几多少家公司
 /// many times as much (in Chinese characters) as the name part, and the
 /// item matches none of it.
 const NAMESAKE_REST_RATIO: f32 = 1.0;
+/// What a namesake keeps of its score.
+const NAMESAKE_FACTOR: f32 = 0.25;
 /// Extra score when a whole tag, alias or keyword stands in the question.
 const WHOLE_TAG_BONUS: f32 = 1.5;
 /// A fuzzy (typo) match counts this much of an exact one.
@@ -905,6 +907,8 @@ impl Index {
                 } else {
                     0.0
                 };
+                // A namesake ranks below what the rest of the question finds.
+                let score = if only_name { score * NAMESAKE_FACTOR } else { score };
                 Hit {
                     item: d.item,
                     score: score + bonus,
