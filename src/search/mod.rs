@@ -1033,7 +1033,11 @@ impl Index {
             let by_name = r.concept && r.spans.iter().all(|&s| in_spans(s, &name_spans));
             // A concept said by other words is evidence even when it is
             // the name's meaning ("son" for a family camp).
-            if if r.concept { !by_name } else { r.postings[i].zones & NAME == 0 } {
+            if if r.concept {
+                !by_name
+            } else {
+                r.postings[i].zones & NAME == 0
+            } {
                 e.outside_name += 1;
             }
             if !r.concept && r.postings[i].zones & NAME != 0 {
@@ -1158,6 +1162,22 @@ tags = ["班车", "shuttle", "metro"]
         let hit = top(&idx, "what does guangsou make").unwrap();
         assert_eq!(hit.item, Item::Enterprise(0));
         assert!(hit.confident);
+    }
+
+    #[test]
+    fn a_partial_name_in_a_question_about_something_else_is_a_namesake() {
+        let idx = Index::build(&kb());
+        // Asking about the company: its name part and asking words only.
+        let hit = top(&idx, "where is Dengyu located").unwrap();
+        assert_eq!(hit.item, Item::Enterprise(1));
+        assert!(hit.confident && hit.named);
+        // The same word in a question about something else.
+        assert!(top(&idx, "how do I cook dengyu dumplings at home").is_none_or(|h| !h.confident && !h.named));
+        assert!(top(&idx, "灯语花园的花什么季节开放").is_none_or(|h| !h.confident));
+        // A Chinese name with one character written wrong is still named.
+        let hit = top(&idx, "光梭激光雷大在哪").unwrap();
+        assert_eq!(hit.item, Item::Enterprise(0));
+        assert!(hit.full_name);
     }
 
     #[test]
