@@ -440,6 +440,40 @@ fn occurrences<'a>(hay: &'a str, needle: &'a str) -> impl Iterator<Item = usize>
         })
 }
 
+/// What a question says besides names, computed once per search when a
+/// partial name needs judging: its characters and the spans that only ask
+/// about an item (asking words, concepts other than industries).
+struct Asking {
+    chars: Vec<char>,
+    neutral: Vec<(usize, usize)>,
+}
+
+impl Asking {
+    fn new(q: &Query, lexicon: &Lexicon) -> Asking {
+        let mut neutral: Vec<(usize, usize)> = q
+            .concepts()
+            .filter(|t| t.concept.is_some_and(|c| lexicon.kind(c) != ConceptKind::Industry))
+            .map(|t| t.span)
+            .collect();
+        for w in ASK_ABOUT_ZH {
+            for at in occurrences(&q.norm, w) {
+                let start = q.norm[..at].chars().count();
+                neutral.push((start, start + w.chars().count()));
+            }
+        }
+        Asking {
+            chars: q.norm.chars().collect(),
+            neutral,
+        }
+    }
+}
+
+/// The asking words, stemmed as question terms are.
+fn ask_about_en() -> &'static [String] {
+    static STEMMED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    STEMMED.get_or_init(|| ASK_ABOUT_EN.iter().map(|w| text::stem(w)).collect())
+}
+
 /// Whether a Chinese name of four or more characters stands in `text` with
 /// one character written wrong ("慧眼只检" for 慧眼质检).
 /// Whether `s` lies within one of `spans` (or is covered by adjacent ones).
@@ -447,14 +481,16 @@ fn in_spans(s: (usize, usize), spans: &[(usize, usize)]) -> bool {
     (s.0..s.1).all(|c| spans.iter().any(|&(a, b)| a <= c && c < b))
 }
 
-fn han_name_typo(text: &str, name: &str) -> bool {
-    let name: Vec<char> = name.chars().collect();
-    if name.len() < 4 || !name.iter().all(|&c| crate::knowledge::is_han(c)) {
+fn han_name_typo(text: &[char], name: &str) -> bool {
+    let Some(first) = name.chars().next() else {
+        return false;
+    };
+    let n = name.chars().count();
+    if n < 4 || !text.contains(&first) || !name.chars().all(crate::knowledge::is_han) {
         return false;
     }
-    let text: Vec<char> = text.chars().collect();
-    text.windows(name.len())
-        .any(|w| w.iter().zip(&name).filter(|(a, b)| a != b).count() == 1 && w[0] == name[0])
+    text.windows(n)
+        .any(|w| w[0] == first && w.iter().zip(name.chars()).filter(|(a, b)| **a != *b).count() == 1)
 }
 
 fn name_in(text: &str, name: &str) -> bool {
@@ -880,11 +916,13 @@ impl Index {
             .collect();
         han.sort_unstable();
         han.dedup();
+        let qchars: Vec<char> = q.norm.chars().collect();
+        let asking = std::cell::OnceCell::new();
         let mut hits: Vec<Hit> = top
             .into_iter()
             .map(|(doc, score)| {
                 let d = &self.docs[doc as usize];
-                let full_name = d.names.iter().any(|n| name_in(&q.norm, n) || han_name_typo(&q.norm, n));
+                let full_name = d.names.iter().any(|n| name_in(&q.norm, n) || han_name_typo(&qchars, n));
                 let e = self.evidence(doc, &resolved);
                 let tag = self.tag_in(d, q);
                 // Part of a name in a Chinese question whose other words
@@ -892,7 +930,11 @@ impl Index {
                 // or in a question that says more about something else than
                 // the name ("how long do blue whales live"): a namesake,
                 // not the item.
-                let only_name = e.named && !full_name && !tag && e.outside_name == 0 && self.says_other(q, d, &e.spans);
+                let only_name = e.named
+                    && !full_name
+                    && !tag
+                    && e.outside_name == 0
+                    && self.says_other(q, asking.get_or_init(|| Asking::new(q, &self.lexicon)), d, &e.spans);
                 let namesake = only_name || (e.named && !full_name && han_share(&han, &e.spans) < MIN_NAMESAKE_SHARE);
                 let named = e.named && !namesake;
                 // A namesake found only through its name: a concept of the
@@ -935,25 +977,14 @@ impl Index {
     /// stop words, asking words or general service words) at least as many
     /// as the name part's. Industry concepts the item lacks count; other
     /// concepts (contact, fees, tickets…) ask about the item.
-    fn says_other(&self, q: &Query, d: &Doc, name: &[(usize, usize)]) -> bool {
+    fn says_other(&self, q: &Query, asking: &Asking, d: &Doc, name: &[(usize, usize)]) -> bool {
         let inside = |s: (usize, usize), spans: &[(usize, usize)]| spans.iter().any(|&(a, b)| a <= s.0 && s.1 <= b);
-        let neutral_concepts: Vec<(usize, usize)> = q
-            .concepts()
-            .filter(|t| t.concept.is_some_and(|c| self.lexicon.kind(c) != ConceptKind::Industry))
-            .map(|t| t.span)
-            .collect();
-        let chars: Vec<char> = q.norm.chars().collect();
-        let mut neutral: Vec<(usize, usize)> = neutral_concepts.clone();
-        for w in ASK_ABOUT_ZH {
-            for at in occurrences(&q.norm, w) {
-                let start = q.norm[..at].chars().count();
-                neutral.push((start, start + w.chars().count()));
-            }
-        }
-        let ask_en: Vec<String> = ASK_ABOUT_EN.iter().map(|w| text::stem(w)).collect();
+        let chars = &asking.chars;
+        let neutral = &asking.neutral;
+        let ask_en = ask_about_en();
         let mut rest_chars: Vec<usize> = Vec::new();
         for t in q.terms.iter().filter(|t| t.concept.is_none()) {
-            if inside(t.span, name) || inside(t.span, &neutral) {
+            if inside(t.span, name) || inside(t.span, neutral) {
                 continue;
             }
             if t.han {
@@ -969,7 +1000,7 @@ impl Index {
                 }
             } else if t.text.len() >= 3
                 && !t.text.bytes().all(|b| b.is_ascii_digit())
-                && !ask_en.contains(&t.text)
+                && !ask_en.iter().any(|w| w == &t.text)
                 && !self.near_name_word(q, t, d)
             {
                 return true;
