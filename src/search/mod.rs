@@ -60,13 +60,23 @@ const ASK_ABOUT_EN: &[&str] = &[
     "name", "called", "mean", "say", "venue", "time", "date", "start", "starts", "begin", "held",
     "happen", "cost", "price", "open", "exactly", "kind", "type", "sort", "good", "best", "new",
     "team", "staff", "person", "talk", "speak", "up", "to", "go", "visit",
+    "ceo", "founder", "founders", "founded", "boss", "owner", "manager", "employees", "history",
+    "established", "since", "year", "years", "revenue", "customers", "clients", "partners",
+    "review", "reviews", "rating", "reputation", "hours", "jobs", "job", "career", "careers",
+    "wechat", "official", "account", "brochure", "catalogue", "catalog", "demo", "sample",
+    "samples", "showroom", "offices", "branch", "headquarters", "hq", "near", "nearby", "far",
+    "directions", "register", "join", "apply", "cooperate", "cooperation", "partner",
+    "partnership", "collaborate", "invest", "tour", "appointment", "meeting", "meet", "quote",
+    "pricing", "prices", "case", "cases", "reference", "references", "legit", "reliable",
 ];
 #[rustfmt::skip]
 const ASK_ABOUT_ZH: &[&str] = &[
     "在哪", "哪里", "哪儿", "位置", "地址", "几楼", "哪栋", "几号", "联系", "电话", "邮箱", "干嘛", "干啥",
     "做啥", "是做", "做的", "怎样", "靠谱", "介绍", "情况", "了解", "产品", "业务", "主营", "简介", "官网",
     "网站", "时候", "哪家", "那家", "这家", "找谁", "开始", "结束", "地点", "时间", "举办", "报名", "门票",
-    "多大", "规模", "办公", "楼层", "厉害", "咋样", "怎么样",
+    "多大", "规模", "办公", "楼层", "厉害", "咋样", "怎么样", "老板", "创始人", "负责人", "员工", "成立", "历史",
+    "客户", "合作", "公众号", "微信", "展厅", "怎么去", "附近", "口碑", "评价", "实力", "上市", "估值", "报价",
+    "价格", "收费", "案例", "样品", "演示", "试用", "招人", "招聘", "参观", "拜访", "预约",
 ];
 /// Characters that mostly make grammar, not content (for telling a word
 /// from the edge of two words in a namesake's question).
