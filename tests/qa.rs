@@ -1,10 +1,11 @@
 //! Answer quality on the repository's own question sets — over the demo
 //! knowledge (`tests/qa/park_eval.json`), over a second, fictional park
 //! (`tests/qa/lakeside.toml`, `lakeside_eval.json`) and over the
-//! development park of the concept work (`tests/qa/skyport.toml`, mostly
-//! paraphrases) — scored exactly as `../shared/eval/qa_eval.py` scores the
+//! development parks of the concept work (`tests/qa/skyport.toml`, mostly
+//! paraphrases, and `tests/qa/chaohu.toml`, written the way people talk) —
+//! scored exactly as `../shared/eval/qa_eval.py` scores the
 //! shared set: top-1, by substring after NFKC and case folding. The bar is
-//! 90 % for the first two; SkyPort's is what the work reached (see
+//! 90 % for the first two; SkyPort's and Chaohu's are a little under what the work reached (see
 //! docs/PERFORMANCE.md). The held-out park (`tests/qa/qiantang.*`) is
 //! deliberately not run here: it is scored by hand, never tuned on.
 
@@ -187,7 +188,18 @@ fn another_parks_question_set_scores_at_least_90_percent() {
 /// First run 55/109; the bar is below what the work reached, so that a
 /// regression shows.
 #[test]
-fn the_paraphrase_park_scores_at_least_85_percent() {
+fn the_paraphrase_park_scores_at_least_87_percent() {
     let (passed, total, failures) = score_set("tests/qa/skyport.toml", "tests/qa/skyport_eval.json");
-    assert!(passed * 100 >= total * 85, "below 85 %:\n{}", failures.join("\n"));
+    assert!(passed * 100 >= total * 87, "below 87 %:\n{}", failures.join("\n"));
+}
+
+/// The second development park (Chaohu Green Energy Valley, fictional): 133
+/// questions in everyday wording (typos, mixed languages, two words, long
+/// ones, services described by the situation, 14 out of scope, 9 of them
+/// sharing a word with a company's name). First run 102/133; the bar is
+/// below what the work reached.
+#[test]
+fn the_everyday_wording_park_scores_at_least_88_percent() {
+    let (passed, total, failures) = score_set("tests/qa/chaohu.toml", "tests/qa/chaohu_eval.json");
+    assert!(passed * 100 >= total * 88, "below 88 %:\n{}", failures.join("\n"));
 }

@@ -113,11 +113,17 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         || q.concepts()
             .any(|t| t.concept.is_some_and(|c| index.lexicon.kind(c) == ConceptKind::Event));
     let mut period = when::parse(&q.norm, park_today(ctx));
-    if !asks_events && period.is_some() {
+    let only_time = period.as_ref().is_some_and(|p| q.without(&p.spans).terms.is_empty());
+    if !asks_events && period.is_some() && !only_time {
         // Time words without event words: events only when the question
-        // is best answered by an event ("can I pitch to VCs in November?").
+        // is best answered by an event ("can I pitch to VCs in November?");
+        // a question of nothing but a time ("anything on in December?")
+        // asks what happens then.
         let hits = index.search(&q.without(&fields_cut(&fields)));
-        if !hits.first().is_some_and(|h| matches!(h.item, Item::Event(_))) {
+        if !hits
+            .first()
+            .is_some_and(|h| (h.confident || h.strong) && matches!(h.item, Item::Event(_)))
+        {
             period = None;
         }
     }

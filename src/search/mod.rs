@@ -48,6 +48,45 @@ const FULL_NAME_BONUS: f32 = 6.0;
 /// A Chinese question must have this share of its characters found in an
 /// item that it names in part (else the name is a namesake).
 const MIN_NAMESAKE_SHARE: f32 = 0.5;
+/// Words that ask about an item rather than say what the question is about
+/// ("where is X located", "X怎么联系"): they do not make a partial name a
+/// namesake.
+#[rustfmt::skip]
+const ASK_ABOUT_EN: &[&str] = &[
+    "located", "location", "address", "contact", "phone", "email", "website", "site", "info",
+    "information", "detail", "details", "make", "makes", "made", "making", "doing", "work", "works",
+    "working", "product", "products", "service", "services", "offer", "offers", "sell", "sells",
+    "build", "builds", "building", "floor", "office", "find", "reach", "based", "call", "number",
+    "name", "called", "mean", "say", "venue", "time", "date", "start", "starts", "begin", "held",
+    "happen", "cost", "price", "open", "exactly", "kind", "type", "sort", "good", "best", "new",
+    "team", "staff", "person", "talk", "speak", "up", "to", "go", "visit",
+    "ceo", "founder", "founders", "founded", "boss", "owner", "manager", "employees", "history",
+    "established", "since", "year", "years", "revenue", "customers", "clients", "partners",
+    "review", "reviews", "rating", "reputation", "hours", "jobs", "job", "career", "careers",
+    "wechat", "official", "account", "brochure", "catalogue", "catalog", "demo", "sample",
+    "samples", "showroom", "offices", "branch", "headquarters", "hq", "near", "nearby", "far",
+    "directions", "register", "join", "apply", "cooperate", "cooperation", "partner",
+    "partnership", "collaborate", "invest", "tour", "appointment", "meeting", "meet", "quote",
+    "pricing", "prices", "case", "cases", "reference", "references", "legit", "reliable",
+];
+#[rustfmt::skip]
+const ASK_ABOUT_ZH: &[&str] = &[
+    "在哪", "哪里", "哪儿", "位置", "地址", "几楼", "哪栋", "几号", "联系", "电话", "邮箱", "干嘛", "干啥",
+    "做啥", "是做", "做的", "怎样", "靠谱", "介绍", "情况", "了解", "产品", "业务", "主营", "简介", "官网",
+    "网站", "时候", "哪家", "那家", "这家", "找谁", "开始", "结束", "地点", "时间", "举办", "报名", "门票",
+    "多大", "规模", "办公", "楼层", "厉害", "咋样", "怎么样", "老板", "创始人", "负责人", "员工", "成立", "历史",
+    "客户", "合作", "公众号", "微信", "展厅", "怎么去", "附近", "口碑", "评价", "实力", "上市", "估值", "报价",
+    "价格", "收费", "案例", "样品", "演示", "试用", "招人", "招聘", "参观", "拜访", "预约",
+];
+/// Characters that mostly make grammar, not content (for telling a word
+/// from the edge of two words in a namesake's question).
+const ZH_GRAMMAR_CHARS: &str = "一二三四五六七八九十几多少家公司主要做什么有没能会想去来到把被让给对从向往个些点样用可以得着过该就才再又很太最更比所为因而但如果不怎哪谁啥";
+/// A partial name is a namesake when the rest of the question says this
+/// many times as much (in Chinese characters) as the name part, and the
+/// item matches none of it.
+const NAMESAKE_REST_RATIO: f32 = 1.0;
+/// What a namesake keeps of its score.
+const NAMESAKE_FACTOR: f32 = 0.25;
 /// Extra score when a whole tag, alias or keyword stands in the question.
 const WHOLE_TAG_BONUS: f32 = 1.5;
 /// A fuzzy (typo) match counts this much of an exact one.
@@ -266,6 +305,8 @@ struct Evidence {
     concept_strong: bool,
     /// Sum of the idf of all matched terms.
     found: f32,
+    /// Matched terms (words or concepts) found outside the name.
+    outside_name: usize,
     /// Where the matched terms stand in the question.
     spans: Vec<(usize, usize)>,
 }
@@ -407,6 +448,59 @@ fn occurrences<'a>(hay: &'a str, needle: &'a str) -> impl Iterator<Item = usize>
             }
             found
         })
+}
+
+/// What a question says besides names, computed once per search when a
+/// partial name needs judging: its characters and the spans that only ask
+/// about an item (asking words, concepts other than industries).
+struct Asking {
+    chars: Vec<char>,
+    neutral: Vec<(usize, usize)>,
+}
+
+impl Asking {
+    fn new(q: &Query, lexicon: &Lexicon) -> Asking {
+        let mut neutral: Vec<(usize, usize)> = q
+            .concepts()
+            .filter(|t| t.concept.is_some_and(|c| lexicon.kind(c) != ConceptKind::Industry))
+            .map(|t| t.span)
+            .collect();
+        for w in ASK_ABOUT_ZH {
+            for at in occurrences(&q.norm, w) {
+                let start = q.norm[..at].chars().count();
+                neutral.push((start, start + w.chars().count()));
+            }
+        }
+        Asking {
+            chars: q.norm.chars().collect(),
+            neutral,
+        }
+    }
+}
+
+/// The asking words, stemmed as question terms are.
+fn ask_about_en() -> &'static [String] {
+    static STEMMED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    STEMMED.get_or_init(|| ASK_ABOUT_EN.iter().map(|w| text::stem(w)).collect())
+}
+
+/// Whether a Chinese name of four or more characters stands in `text` with
+/// one character written wrong ("慧眼只检" for 慧眼质检).
+/// Whether `s` lies within one of `spans` (or is covered by adjacent ones).
+fn in_spans(s: (usize, usize), spans: &[(usize, usize)]) -> bool {
+    (s.0..s.1).all(|c| spans.iter().any(|&(a, b)| a <= c && c < b))
+}
+
+fn han_name_typo(text: &[char], name: &str) -> bool {
+    let Some(first) = name.chars().next() else {
+        return false;
+    };
+    let n = name.chars().count();
+    if n < 4 || !text.contains(&first) || !name.chars().all(crate::knowledge::is_han) {
+        return false;
+    }
+    text.windows(n)
+        .any(|w| w[0] == first && w.iter().zip(name.chars()).filter(|(a, b)| **a != *b).count() == 1)
 }
 
 fn name_in(text: &str, name: &str) -> bool {
@@ -832,19 +926,30 @@ impl Index {
             .collect();
         han.sort_unstable();
         han.dedup();
+        let qchars: Vec<char> = q.norm.chars().collect();
+        let asking = std::cell::OnceCell::new();
         let mut hits: Vec<Hit> = top
             .into_iter()
             .map(|(doc, score)| {
                 let d = &self.docs[doc as usize];
-                let full_name = d.names.iter().any(|n| name_in(&q.norm, n));
+                let full_name = d.names.iter().any(|n| name_in(&q.norm, n) || han_name_typo(&qchars, n));
                 let e = self.evidence(doc, &resolved);
                 let tag = self.tag_in(d, q);
                 // Part of a name in a Chinese question whose other words
-                // this item does not have ("熊猫基地门票" is not about 熊猫旋翼):
-                // a namesake, not the item.
-                let namesake = e.named && !full_name && han_share(&han, &e.spans) < MIN_NAMESAKE_SHARE;
+                // this item does not have ("熊猫基地门票" is not about 熊猫旋翼),
+                // or in a question that says more about something else than
+                // the name ("how long do blue whales live"): a namesake,
+                // not the item.
+                let only_name = e.named
+                    && !full_name
+                    && !tag
+                    && e.outside_name == 0
+                    && self.says_other(q, asking.get_or_init(|| Asking::new(q, &self.lexicon)), d, &e.spans);
+                let namesake = only_name || (e.named && !full_name && han_share(&han, &e.spans) < MIN_NAMESAKE_SHARE);
                 let named = e.named && !namesake;
-                let strong = named || e.concept_strong || tag;
+                // A namesake found only through its name: a concept of the
+                // name part does not make it strong either.
+                let strong = named || (e.concept_strong && !only_name) || tag;
                 let coverage = if said > 0.0 { (e.found / said).min(1.0) } else { 0.0 };
                 let terms = e.terms;
                 let bonus = if full_name {
@@ -854,12 +959,14 @@ impl Index {
                 } else {
                     0.0
                 };
+                // A namesake ranks below what the rest of the question finds.
+                let score = if only_name { score * NAMESAKE_FACTOR } else { score };
                 Hit {
                     item: d.item,
                     score: score + bonus,
                     confident: full_name
-                        || ((named || e.words >= 2 || tag) && coverage >= MIN_COVERAGE)
-                        || (e.concept_strong && coverage >= MIN_COVERAGE_CONCEPT)
+                        || ((named || (e.words >= 2 && !only_name) || tag) && coverage >= MIN_COVERAGE)
+                        || (e.concept_strong && !only_name && coverage >= MIN_COVERAGE_CONCEPT)
                         || (e.asked && coverage >= MIN_COVERAGE_QUESTION),
                     full_name,
                     terms,
@@ -872,6 +979,73 @@ impl Index {
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
         hits.truncate(TOP_K);
         hits
+    }
+
+    /// Whether the question says something besides the name part at
+    /// `name`, that the item does not match: an English content word that
+    /// is not a way of asking about an item, or Chinese characters (not
+    /// stop words, asking words or general service words) at least as many
+    /// as the name part's. Industry concepts the item lacks count; other
+    /// concepts (contact, fees, tickets…) ask about the item.
+    fn says_other(&self, q: &Query, asking: &Asking, d: &Doc, name: &[(usize, usize)]) -> bool {
+        let inside = |s: (usize, usize), spans: &[(usize, usize)]| spans.iter().any(|&(a, b)| a <= s.0 && s.1 <= b);
+        let chars = &asking.chars;
+        let neutral = &asking.neutral;
+        let ask_en = ask_about_en();
+        let mut rest_chars: Vec<usize> = Vec::new();
+        for t in q.terms.iter().filter(|t| t.concept.is_none()) {
+            if inside(t.span, name) || inside(t.span, neutral) {
+                continue;
+            }
+            if t.han {
+                // Two characters that hold a grammar word are the edge of
+                // two words, not a word ("这家公司主要做什么").
+                let word = (t.span.0..t.span.1).all(|c| chars.get(c).is_some_and(|ch| !ZH_GRAMMAR_CHARS.contains(*ch)));
+                if word || self.postings.contains_key(&t.text) {
+                    rest_chars.extend((t.span.0..t.span.1).filter(|&c| {
+                        !name.iter().any(|&(a, b)| a <= c && c < b)
+                            && !neutral.iter().any(|&(a, b)| a <= c && c < b)
+                            && chars.get(c).is_some_and(|&ch| crate::knowledge::is_han(ch))
+                    }));
+                }
+            } else if t.text.len() >= 3
+                && !t.text.bytes().all(|b| b.is_ascii_digit())
+                && !ask_en.iter().any(|w| w == &t.text)
+                && !self.near_name_word(q, t, d)
+            {
+                return true;
+            }
+        }
+        for t in q.concepts() {
+            if t.concept.is_some_and(|c| self.lexicon.kind(c) == ConceptKind::Industry) && !inside(t.span, name) {
+                rest_chars.extend(t.span.0..t.span.1);
+            }
+        }
+        rest_chars.sort_unstable();
+        rest_chars.dedup();
+        let named: usize = {
+            let mut v: Vec<usize> = name
+                .iter()
+                .flat_map(|&(a, b)| a..b)
+                .filter(|&c| chars.get(c).is_some_and(|&ch| crate::knowledge::is_han(ch)))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v.len()
+        };
+        named > 0 && rest_chars.len() >= 2 && rest_chars.len() as f32 >= named as f32 * NAMESAKE_REST_RATIO
+    }
+
+    /// Whether the English word `t` is one or two letters from a word of
+    /// the doc's names (a typo of the name: "e-drvie").
+    fn near_name_word(&self, q: &Query, t: &Term, d: &Doc) -> bool {
+        let raw: String = q.norm.chars().skip(t.span.0).take(t.span.1 - t.span.0).collect();
+        let max = if raw.len() >= 5 { 2 } else { 1 };
+        d.names.iter().any(|n| {
+            n.split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| w.len() >= 4)
+                .any(|w| edit_distance(&raw, w, max).is_some())
+        })
     }
 
     /// Whether one of the doc's tags stands whole in the question and says
@@ -889,11 +1063,27 @@ impl Index {
         // Words come before concepts: a concept said by words that matched
         // already is not one more term.
         let mut matched: Vec<(usize, usize)> = Vec::new();
+        let mut name_spans: Vec<(usize, usize)> = Vec::new();
         for r in resolved {
             let Ok(i) = r.postings.binary_search_by_key(&doc, |p| p.doc) else {
                 continue;
             };
             e.found += r.idf;
+            // A concept said by the very words that matched the name
+            // ("电车" in 驿电车联) is the name again, not more evidence.
+            let by_name = r.concept && r.spans.iter().all(|&s| in_spans(s, &name_spans));
+            // A concept said by other words is evidence even when it is
+            // the name's meaning ("son" for a family camp).
+            if if r.concept {
+                !by_name
+            } else {
+                r.postings[i].zones & NAME == 0
+            } {
+                e.outside_name += 1;
+            }
+            if !r.concept && r.postings[i].zones & NAME != 0 {
+                name_spans.extend(&r.spans);
+            }
             let again = r.concept && matched.iter().any(|&s| r.covers(s));
             matched.extend(&r.spans);
             if self.informative(r.postings.len()) {
@@ -1013,6 +1203,22 @@ tags = ["班车", "shuttle", "metro"]
         let hit = top(&idx, "what does guangsou make").unwrap();
         assert_eq!(hit.item, Item::Enterprise(0));
         assert!(hit.confident);
+    }
+
+    #[test]
+    fn a_partial_name_in_a_question_about_something_else_is_a_namesake() {
+        let idx = Index::build(&kb());
+        // Asking about the company: its name part and asking words only.
+        let hit = top(&idx, "where is Dengyu located").unwrap();
+        assert_eq!(hit.item, Item::Enterprise(1));
+        assert!(hit.confident && hit.named);
+        // The same word in a question about something else.
+        assert!(top(&idx, "how do I cook dengyu dumplings at home").is_none_or(|h| !h.confident && !h.named));
+        assert!(top(&idx, "灯语花园的花什么季节开放").is_none_or(|h| !h.confident));
+        // A Chinese name with one character written wrong is still named.
+        let hit = top(&idx, "光梭激光雷大在哪").unwrap();
+        assert_eq!(hit.item, Item::Enterprise(0));
+        assert!(hit.full_name);
     }
 
     #[test]
