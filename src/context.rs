@@ -4,8 +4,9 @@
 //! bot core and the dialog engine, below both.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use crate::knowledge::{Knowledge, Lang};
 use crate::phrasebook::Phrasebook;
@@ -18,6 +19,50 @@ pub struct Brain {
     pub index: Index,
     /// For each field (same order as `knowledge.field`), its enterprises.
     pub members: Vec<Vec<usize>>,
+    /// What questions were understood as (their reading and ranking),
+    /// while this knowledge holds: the same words asked again (a menu
+    /// key's message, a popular question) are not read and ranked again.
+    pub(crate) understood: Memo<crate::bot::Understood>,
+}
+
+/// Values computed from a question's normalized text on one day, kept
+/// for as long as the knowledge they were computed from (a reload makes a
+/// new [`Brain`]). Bounded: when full it starts again empty.
+pub(crate) struct Memo<V> {
+    map: Mutex<HashMap<String, (Date, Arc<V>)>>,
+}
+
+/// How many questions a [`Memo`] keeps.
+const MEMO_CAPACITY: usize = 512;
+
+impl<V> Memo<V> {
+    fn new() -> Memo<V> {
+        Memo {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The value for `key` on `day`, made by `make` (outside the lock)
+    /// when it is not kept.
+    pub(crate) fn get_or(&self, key: &str, day: Date, make: impl FnOnce() -> V) -> Arc<V> {
+        if let Some((d, v)) = self.map.lock().unwrap_or_else(|e| e.into_inner()).get(key)
+            && *d == day
+        {
+            return v.clone();
+        }
+        let v = Arc::new(make());
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MEMO_CAPACITY {
+            map.clear();
+        }
+        map.insert(key.to_string(), (day, v.clone()));
+        v
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.lock().unwrap().len()
+    }
 }
 
 impl Brain {
@@ -39,6 +84,7 @@ impl Brain {
             knowledge,
             index,
             members,
+            understood: Memo::new(),
         }
     }
 }

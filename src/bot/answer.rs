@@ -7,6 +7,8 @@
 //! for a specific item, so "which VFX companies do motion capture?" still
 //! finds the one that does.
 
+use std::sync::OnceLock;
+
 use super::render::{self, PAGE};
 use crate::context::Ctx;
 use crate::knowledge::Lang;
@@ -144,6 +146,17 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
     }
 }
 
+/// What a question was understood as: its reading, the items ranked for
+/// the rest of it, and (when a field's list needs it) the ranking for the
+/// whole question. A function of the question's words, the knowledge and
+/// the day only (kept in [`crate::context::Brain`]); what an answer shows
+/// of live state, such as seats left, is read when it is rendered.
+pub struct Understood {
+    reading: Reading,
+    hits: Vec<Hit>,
+    whole: OnceLock<Vec<Hit>>,
+}
+
 /// Where the fields stand in the question.
 fn fields_cut(fields: &[(usize, Vec<(usize, usize)>)]) -> Vec<(usize, usize)> {
     fields.iter().flat_map(|(_, s)| s.iter().copied()).collect()
@@ -155,18 +168,26 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
         return Ok(Answer::plain(ctx.t("help", &[]), Route::Help));
     }
     let index = &ctx.brain.index;
+    let understood = ctx.brain.understood.get_or(&q.norm, park_today(ctx), || {
+        let reading = read(ctx, q);
+        let hits = index.search(&reading.rest);
+        Understood {
+            reading,
+            hits,
+            whole: OnceLock::new(),
+        }
+    });
     let Reading {
         q,
         fields,
         event_words,
         field_words,
         period,
-        rest,
-    } = read(ctx, q);
-    let q = &q;
-    let hits = index.search(&rest);
-    if let Some(p) = &period {
-        return events_of(ctx, p, &hits);
+        rest: _,
+    } = &understood.reading;
+    let hits = &understood.hits;
+    if let Some(p) = period {
+        return events_of(ctx, p, hits);
     }
     let listy = !(fields.is_empty() && event_words.is_empty() && field_words.is_empty());
     // With list words in the question, a single item must be asked about
@@ -207,16 +228,16 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
             .or(first_item);
     }
     if let Some(top) = first_item.filter(specific) {
-        return one(ctx, top, &hits, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>());
+        return one(ctx, top, hits, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>());
     }
     if !fields.is_empty() {
         // Members that the whole question fits best come first ("robotaxi
         // companies" puts the one whose summary says robotaxis on top).
-        let all = index.search(q);
+        let all = understood.whole.get_or_init(|| index.search(q));
         return Ok(field_list(
             ctx,
             &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
-            &all,
+            all,
         ));
     }
     if !event_words.is_empty() {
@@ -231,7 +252,7 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
         ..
     }) = hits.first()
     {
-        return Ok(field_list(ctx, &[*f], &hits));
+        return Ok(field_list(ctx, &[*f], hits));
     }
     Ok(Answer::plain(ctx.t("fallback", &[]), Route::Fallback))
 }

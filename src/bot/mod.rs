@@ -43,6 +43,7 @@ pub use crate::message::{Channel, Choice, Identity, Inbound, Input, Reply};
 pub use crate::phrasebook::{self, Phrasebook};
 use crate::search::Query;
 use crate::store::{Pending, Session, Store, StoreError, SubscriberChange, TurnDone, TurnWrite};
+pub(crate) use answer::Understood;
 use std::sync::atomic::Ordering;
 
 /// What the bot could not do at all (it could not even start).

@@ -666,3 +666,32 @@ async fn reminders_carry_the_events_time_place_and_the_code_in_both_languages() 
     );
     assert!(m.text.get(Lang::Zh).contains("2027年1月1日"), "{:?}", m.text);
 }
+
+#[test]
+fn a_question_asked_again_is_understood_once_but_rendered_from_live_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("m.redb"), &events(1));
+    let brain = Brain::new(store.knowledge().unwrap());
+    let phrases = crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap();
+    let mut ctx = Ctx {
+        brain: &brain,
+        phrases: &phrases,
+        store: &store,
+        now: time::macros::datetime!(2026-11-28 12:00 +08:00),
+        lang: Lang::En,
+    };
+    let ask = |ctx: &Ctx| answer::answer(ctx, &crate::search::Query::new("When is Salon number 1?"));
+    let first = ask(&ctx).unwrap();
+    assert!(first.text.contains("Seats: 5 of 5 left"), "{}", first.text);
+    assert_eq!(ask(&ctx).unwrap().text, first.text);
+    assert_eq!(brain.understood.len(), 1, "the same words are read and ranked once");
+    // What the answer shows of the store is read each time: a failing
+    // store is said, never hidden behind a kept answer.
+    store.inject_faults(true, false);
+    assert!(ask(&ctx).is_err());
+    store.inject_faults(false, false);
+    // Another day reads the question again (dates in questions move).
+    ctx.now = time::macros::datetime!(2026-11-29 12:00 +08:00);
+    assert_eq!(ask(&ctx).unwrap().text, first.text);
+    assert_eq!(brain.understood.len(), 1, "replaced, not added");
+}
