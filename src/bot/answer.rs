@@ -162,6 +162,9 @@ fn fields_cut(fields: &[(usize, Vec<(usize, usize)>)]) -> Vec<(usize, usize)> {
     fields.iter().flat_map(|(_, s)| s.iter().copied()).collect()
 }
 
+/// The answer to a question from the knowledge. `q` must be the question
+/// as [`Query::new`] reads it: its understanding is kept under its
+/// normalized text.
 pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
     let intents = &ctx.phrases.intents;
     if q.terms.is_empty() && q.all_terms.is_empty() || intents.help.is_whole(q) || intents.greeting.is_whole(q) {
