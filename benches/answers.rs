@@ -67,6 +67,8 @@ fn benches(c: &mut Criterion) {
                 Identity::console("bench"),
                 synthetic::QUESTIONS[i % synthetic::QUESTIONS.len()],
             );
+            // Each question read and ranked anew, as a first asking is.
+            bot.brain().forget_understood();
             rt.block_on(bot.handle(msg))
         })
     });
@@ -77,7 +79,10 @@ fn benches(c: &mut Criterion) {
     ] {
         g.bench_function(format!("bot_handle_{name}"), |b| {
             let msg = Inbound::text(Identity::console("bench-one"), q);
-            b.iter(|| rt.block_on(bot.handle(msg.clone())))
+            b.iter(|| {
+                bot.brain().forget_understood();
+                rt.block_on(bot.handle(msg.clone()))
+            })
         });
     }
     g.finish();

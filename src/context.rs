@@ -59,6 +59,10 @@ impl<V> Memo<V> {
         v
     }
 
+    fn clear(&self) {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.lock().unwrap().len()
@@ -86,6 +90,12 @@ impl Brain {
             members,
             understood: Memo::new(),
         }
+    }
+
+    /// Forgets what questions were understood as, so the next answers read
+    /// and rank them again (benchmarks of a question's first reading).
+    pub fn forget_understood(&self) {
+        self.understood.clear();
     }
 }
 

@@ -76,6 +76,11 @@ enum Command {
         /// Questions to ask in all
         #[arg(long, default_value_t = 20_000)]
         count: usize,
+        /// Let a question asked again use what the bot understood it as
+        /// the first time (by default every question is read and ranked
+        /// anew, as a question never asked before would be)
+        #[arg(long)]
+        again: bool,
     },
     /// Write the synthetic 10,000-entry knowledge file (TOML) to stdout
     Knowledge,
@@ -146,7 +151,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Answers { count } => answers(count),
+        Command::Answers { count, again } => answers(count, again),
         Command::Wechat {
             parkbot,
             concurrency,
@@ -185,7 +190,7 @@ fn main() -> Result<()> {
     }
 }
 
-fn answers(count: usize) -> Result<()> {
+fn answers(count: usize, again: bool) -> Result<()> {
     let dir = TempDir::new()?;
     let text = synthetic::knowledge_10k();
     let bot = Arc::new(synthetic::bot(
@@ -202,6 +207,9 @@ fn answers(count: usize) -> Result<()> {
             Identity::console(&format!("asker-{}", i % 100)),
             synthetic::QUESTIONS[(i / 100) % synthetic::QUESTIONS.len()],
         );
+        if !again {
+            bot.brain().forget_understood();
+        }
         let t = Instant::now();
         rt.block_on(bot.handle(msg));
         times.push(t.elapsed());
