@@ -40,11 +40,17 @@ fn open_store(path: &std::path::Path, knowledge: &str) -> Arc<Store> {
 }
 
 fn bot_over(store: Arc<Store>) -> Arc<Bot> {
+    Arc::new(bot_with(store, Settings::default()))
+}
+
+/// A bot with the built-in dialogs and wording, `settings`, and the clock
+/// at 2026-11-28 12:00 in the park's time.
+fn bot_with(store: Arc<Store>, settings: Settings) -> Bot {
     let builtin = &crate::config::DialogsConfig::builtin();
     let phrases = crate::app::load_phrasebook(builtin).unwrap();
     let dialogs = crate::app::load_dialogs(builtin).unwrap();
     let now = time::macros::datetime!(2026-11-28 12:00 +08:00);
-    Arc::new(Bot::new(store, phrases, dialogs, Settings::default(), Arc::new(move || now)).unwrap())
+    Bot::new(store, phrases, dialogs, settings, Arc::new(move || now)).unwrap()
 }
 
 struct Fixture {
@@ -280,19 +286,9 @@ async fn long_messages_are_refused_politely() {
 async fn menu_clicks_unsubscribe_and_stale_buttons() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("m.redb"), &events(2));
-    let builtin = &crate::config::DialogsConfig::builtin();
     let mut settings = Settings::default();
     settings.menu.insert("EVENTS".into(), "最近有什么活动".into());
-    let bot = Arc::new(
-        Bot::new(
-            store,
-            crate::app::load_phrasebook(builtin).unwrap(),
-            crate::app::load_dialogs(builtin).unwrap(),
-            settings,
-            Arc::new(|| time::macros::datetime!(2026-11-28 12:00 +08:00)),
-        )
-        .unwrap(),
-    );
+    let bot = Arc::new(bot_with(store, settings));
     let who = Identity::console("m");
     let msg = |input| Inbound {
         lang: None,
@@ -361,16 +357,7 @@ async fn subscribers_are_recorded_and_fast_senders_limited() {
         messages_per_minute: 3,
         ..Settings::default()
     };
-    let bot = Arc::new(
-        Bot::new(
-            store,
-            crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap(),
-            crate::app::load_dialogs(&crate::config::DialogsConfig::builtin()).unwrap(),
-            settings,
-            Arc::new(|| time::macros::datetime!(2026-11-28 12:00 +08:00)),
-        )
-        .unwrap(),
-    );
+    let bot = Arc::new(bot_with(store, settings));
     let wechat = |id: &str| Identity::new(Channel::Wechat, id).unwrap();
     let follow = Inbound {
         lang: None,
@@ -421,14 +408,7 @@ async fn a_caller_that_goes_away_does_not_let_the_next_message_overtake() {
 async fn serving_keeps_lists_and_a_language_switch_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("l.redb"), &events(20));
-    let mut bot = Bot::new(
-        store,
-        crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap(),
-        crate::app::load_dialogs(&crate::config::DialogsConfig::builtin()).unwrap(),
-        Settings::default(),
-        Arc::new(|| time::macros::datetime!(2026-11-28 12:00 +08:00)),
-    )
-    .unwrap();
+    let mut bot = bot_with(store, Settings::default());
     bot.serving(&crate::config::Config::default_with_env(Vec::new()).unwrap());
     let bot = Arc::new(bot);
     let r = say(&bot, "m", "Any upcoming events?").await;
@@ -557,22 +537,11 @@ async fn a_yes_no_question_offers_both_as_choices_and_takes_a_press_or_the_numbe
 fn staff_fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("s.redb"), &events(2));
-    let builtin = &crate::config::DialogsConfig::builtin();
     let settings = Settings {
         staff: ["console:admin".to_string()].into(),
         ..Settings::default()
     };
-    let now = time::macros::datetime!(2026-11-28 12:00 +08:00);
-    let bot = Arc::new(
-        Bot::new(
-            store,
-            crate::app::load_phrasebook(builtin).unwrap(),
-            crate::app::load_dialogs(builtin).unwrap(),
-            settings,
-            Arc::new(move || now),
-        )
-        .unwrap(),
-    );
+    let bot = Arc::new(bot_with(store, settings));
     Fixture { _dir: dir, bot }
 }
 
