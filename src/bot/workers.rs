@@ -6,7 +6,8 @@
 //! wakes one for each, these threads stay busy under load and take the next
 //! message without sleeping in between. Nothing here waits for an fsync
 //! (the commit is awaited on the async side), so a few threads suffice.
-//! A job that panics is caught; its caller gets the panic's message.
+//! A job that panics is caught there and the thread goes on; the job
+//! itself says what its caller gets (see `Bot::handle`).
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -34,7 +35,7 @@ pub(super) struct Workers {
 
 impl Workers {
     pub(super) fn start() -> Workers {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+        let n = pool_size();
         let queue = Arc::new(Queue {
             jobs: Mutex::new(Jobs {
                 queue: VecDeque::new(),
@@ -85,6 +86,11 @@ impl Workers {
             self.queue.ready.notify_one();
         }
     }
+}
+
+/// One thread per core, 2 to 8.
+fn pool_size() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8)
 }
 
 impl Drop for Workers {
@@ -139,8 +145,7 @@ mod tests {
         let w = Workers::start();
         let gate = Arc::new(std::sync::Barrier::new(1 + 2));
         // Hold every thread (the pool has at least two).
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
-        let held: Vec<_> = (0..n)
+        let held: Vec<_> = (0..pool_size())
             .map(|i| {
                 let g = gate.clone();
                 w.run(move || {
