@@ -453,13 +453,13 @@ fn occurrences<'a>(hay: &'a str, needle: &'a str) -> impl Iterator<Item = usize>
 /// What a question says besides names, computed once per search when a
 /// partial name needs judging: its characters and the spans that only ask
 /// about an item (asking words, concepts other than industries).
-struct Asking {
-    chars: Vec<char>,
+struct Asking<'a> {
+    chars: &'a [char],
     neutral: Vec<(usize, usize)>,
 }
 
-impl Asking {
-    fn new(q: &Query, lexicon: &Lexicon) -> Asking {
+impl<'a> Asking<'a> {
+    fn new(q: &Query, chars: &'a [char], lexicon: &Lexicon) -> Asking<'a> {
         let mut neutral: Vec<(usize, usize)> = q
             .concepts()
             .filter(|t| t.concept.is_some_and(|c| lexicon.kind(c) != ConceptKind::Industry))
@@ -471,10 +471,7 @@ impl Asking {
                 neutral.push((start, start + w.chars().count()));
             }
         }
-        Asking {
-            chars: q.norm.chars().collect(),
-            neutral,
-        }
+        Asking { chars, neutral }
     }
 }
 
@@ -484,13 +481,18 @@ fn ask_about_en() -> &'static [String] {
     STEMMED.get_or_init(|| ASK_ABOUT_EN.iter().map(|w| text::stem(w)).collect())
 }
 
-/// Whether a Chinese name of four or more characters stands in `text` with
-/// one character written wrong ("慧眼只检" for 慧眼质检).
-/// Whether `s` lies within one of `spans` (or is covered by adjacent ones).
-fn in_spans(s: (usize, usize), spans: &[(usize, usize)]) -> bool {
-    (s.0..s.1).all(|c| spans.iter().any(|&(a, b)| a <= c && c < b))
+/// Whether character `c` lies in one of `spans`.
+fn at(c: usize, spans: &[(usize, usize)]) -> bool {
+    spans.iter().any(|&(a, b)| a <= c && c < b)
 }
 
+/// Whether `s` lies within one of `spans` (or is covered by adjacent ones).
+fn in_spans(s: (usize, usize), spans: &[(usize, usize)]) -> bool {
+    (s.0..s.1).all(|c| at(c, spans))
+}
+
+/// Whether a Chinese name of four or more characters stands in `text` with
+/// one character written wrong ("慧眼只检" for 慧眼质检).
 fn han_name_typo(text: &[char], name: &str) -> bool {
     let Some(first) = name.chars().next() else {
         return false;
@@ -944,7 +946,12 @@ impl Index {
                     && !full_name
                     && !tag
                     && e.outside_name == 0
-                    && self.says_other(q, asking.get_or_init(|| Asking::new(q, &self.lexicon)), d, &e.spans);
+                    && self.says_other(
+                        q,
+                        asking.get_or_init(|| Asking::new(q, &qchars, &self.lexicon)),
+                        d,
+                        &e.spans,
+                    );
                 let namesake = only_name || (e.named && !full_name && han_share(&han, &e.spans) < MIN_NAMESAKE_SHARE);
                 let named = e.named && !namesake;
                 // A namesake found only through its name: a concept of the
@@ -989,7 +996,7 @@ impl Index {
     /// concepts (contact, fees, tickets…) ask about the item.
     fn says_other(&self, q: &Query, asking: &Asking, d: &Doc, name: &[(usize, usize)]) -> bool {
         let inside = |s: (usize, usize), spans: &[(usize, usize)]| spans.iter().any(|&(a, b)| a <= s.0 && s.1 <= b);
-        let chars = &asking.chars;
+        let chars = asking.chars;
         let neutral = &asking.neutral;
         let ask_en = ask_about_en();
         let mut rest_chars: Vec<usize> = Vec::new();
@@ -1003,9 +1010,7 @@ impl Index {
                 let word = (t.span.0..t.span.1).all(|c| chars.get(c).is_some_and(|ch| !ZH_GRAMMAR_CHARS.contains(*ch)));
                 if word || self.postings.contains_key(&t.text) {
                     rest_chars.extend((t.span.0..t.span.1).filter(|&c| {
-                        !name.iter().any(|&(a, b)| a <= c && c < b)
-                            && !neutral.iter().any(|&(a, b)| a <= c && c < b)
-                            && chars.get(c).is_some_and(|&ch| crate::knowledge::is_han(ch))
+                        !at(c, name) && !at(c, neutral) && chars.get(c).is_some_and(|&ch| crate::knowledge::is_han(ch))
                     }));
                 }
             } else if t.text.len() >= 3
