@@ -125,9 +125,10 @@ pub struct Bot {
     retries: Mutex<retries::Retries>,
     limiter: Mutex<limits::Limiter>,
     stats: Stats,
-    /// Unix seconds when this bot started: ids handled before are only
-    /// in the store.
-    started: i64,
+    /// When the newest id in the store was handled as this bot started
+    /// (unix seconds; `i64::MIN` for none): ids handled before the start
+    /// are only in the store, and none of them is newer.
+    stored_until: i64,
     /// Tests: an identity whose handling is slow.
     #[cfg(test)]
     slow: Mutex<Option<(Identity, std::time::Duration)>>,
@@ -199,7 +200,7 @@ impl Bot {
     ) -> Result<Bot, BotError> {
         let brain = Brain::new(store.knowledge()?);
         let retries = retries::Retries::new(settings.retry_capacity);
-        let started = clock().unix_timestamp();
+        let stored_until = store.newest_handled()?.unwrap_or(i64::MIN);
         Ok(Bot {
             store,
             brain: RwLock::new(Arc::new(brain)),
@@ -213,7 +214,7 @@ impl Bot {
             retries: Mutex::new(retries),
             limiter: Mutex::new(limits::Limiter::default()),
             stats: Stats::default(),
-            started,
+            stored_until,
             #[cfg(test)]
             slow: Mutex::new(None),
         })
@@ -405,11 +406,12 @@ impl Bot {
     }
 
     /// Whether a message id unknown in memory may still be in the store:
-    /// when the retry window reaches back before this bot started, or ids
-    /// young enough were dropped from memory for room. Otherwise memory
-    /// knows every id of the window and the store needs no read.
+    /// when the retry window reaches back to an id the store had when this
+    /// bot started, or ids young enough were dropped from memory for room.
+    /// Otherwise memory knows every id of the window and the store needs no
+    /// read.
     fn store_may_know(&self, since: i64) -> bool {
-        since <= self.started
+        since <= self.stored_until
             || !self
                 .retries
                 .lock()

@@ -164,14 +164,26 @@ async fn a_retried_message_gets_the_first_replies_and_is_applied_once() {
 async fn a_retry_after_a_restart_is_recognised_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b.redb");
+    let window = Settings::default().retry_window_secs;
     let first = {
         let bot = bot_over(open_store(&path, &events(1)));
+        let since = (bot.clock)().unix_timestamp() - window;
+        assert!(!bot.store_may_know(since), "an empty record: memory knows every id");
         for (i, t) in SIGN_UP[..5].iter().enumerate() {
             bot.handle(with_id("r", t, &format!("m{i}"))).await;
         }
         bot.handle(with_id("r", "yes", "m5")).await
     };
     let bot = bot_over(Arc::new(Store::open(&path).unwrap()));
+    let since = (bot.clock)().unix_timestamp() - window;
+    assert!(
+        bot.store_may_know(since),
+        "ids handled before the restart are in the store"
+    );
+    assert!(
+        !bot.store_may_know(since + window + 1),
+        "none of them newer than the start"
+    );
     let again = bot.handle(with_id("r", "yes", "m5")).await;
     assert_eq!(again, first);
     assert_eq!(bot.store().registrations(Some("e1")).unwrap().len(), 1);

@@ -134,6 +134,20 @@ impl Store {
         self.submit_with(durable, job)
     }
 
+    /// When the newest handled message on record was handled (unix
+    /// seconds), `None` when there is none: a bot that starts knows that
+    /// no id handled before it is newer.
+    pub fn newest_handled(&self) -> Result<Option<i64>> {
+        self.read(|r| {
+            let t = match r.open_table(HANDLED_BY_TIME) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            Ok(t.last()?.map(|(k, _)| k.value().0 as i64))
+        })
+    }
+
     /// The replies recorded for a message already handled (at or after
     /// `not_before`, unix seconds).
     pub fn handled(&self, identity: &str, message_id: &str, not_before: i64) -> Result<Option<Vec<Reply>>> {
