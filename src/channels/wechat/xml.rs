@@ -80,7 +80,8 @@ pub struct Envelope {
 /// Reads a plaintext push (or the plaintext fields of a compatible-mode
 /// body).
 pub fn parse(body: &str) -> Result<Push, XmlError> {
-    let fields = read_fields(body)?;
+    let body = clean(body)?;
+    let fields = read_fields(&body)?;
     let push = Push {
         to: fields.required("ToUserName")?,
         from: fields.required("FromUserName")?,
@@ -100,7 +101,8 @@ pub fn parse_bytes(body: &[u8]) -> Result<Push, XmlError> {
 
 /// Reads the `<Encrypt>` element (and `<ToUserName>`) of a safe-mode body.
 pub fn parse_envelope(body: &str) -> Result<Envelope, XmlError> {
-    let fields = read_fields(body)?;
+    let body = clean(body)?;
+    let fields = read_fields(&body)?;
     Ok(Envelope {
         to: fields.optional("ToUserName"),
         encrypt: fields.required("Encrypt")?,
@@ -177,22 +179,58 @@ pub fn encrypted_reply(encrypt: &str, msg_signature: &str, timestamp: &str, nonc
 }
 
 /// `text` as CDATA: control characters dropped, `]]>` split across two
-/// sections.
-fn cdata(text: &str) -> String {
-    format!("<![CDATA[{}]]>", strip_controls(text).replace("]]>", "]]]]><![CDATA[>"))
+/// sections. Written straight into the reply being formatted.
+fn cdata(text: &str) -> Cdata<'_> {
+    Cdata(text)
+}
+
+struct Cdata<'a>(&'a str);
+
+impl std::fmt::Display for Cdata<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<![CDATA[")?;
+        let text = strip_controls(self.0);
+        let mut pieces = text.split("]]>");
+        if let Some(first) = pieces.next() {
+            f.write_str(first)?;
+        }
+        for piece in pieces {
+            f.write_str("]]]]><![CDATA[>")?;
+            f.write_str(piece)?;
+        }
+        f.write_str("]]>")
+    }
 }
 
 /// Drops characters that XML 1.0 forbids or that only confuse a chat
 /// (control characters other than tab, newline and carriage return;
 /// U+FFFE, U+FFFF).
 fn strip_controls(s: &str) -> Cow<'_, str> {
-    let unwanted =
-        |c: char| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}');
-    if s.contains(unwanted) {
+    if has_unwanted(s) {
         Cow::Owned(s.chars().filter(|&c| !unwanted(c)).collect())
     } else {
         Cow::Borrowed(s)
     }
+}
+
+fn unwanted(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+}
+
+/// Whether `s` holds an [`unwanted`] character, read from its UTF-8 bytes
+/// (every body and reply is checked; almost none holds one): C0 controls
+/// and DEL are single bytes, C1 controls (U+0080–U+009F) are `C2 80`–`C2
+/// 9F`, U+FFFE and U+FFFF are `EF BF BE` and `EF BF BF`. A lead byte is
+/// never a continuation byte, so no match starts inside another character.
+fn has_unwanted(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| match c {
+        b'\t' | b'\n' | b'\r' => false,
+        0..0x20 | 0x7f => true,
+        0xc2 => b.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)),
+        0xef => b.get(i + 1) == Some(&0xbf) && matches!(b.get(i + 2), Some(0xbe | 0xbf)),
+        _ => false,
+    })
 }
 
 /// Whether markup outside CDATA sections and comments declares a DTD or an
@@ -225,12 +263,31 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The direct children of the `<xml>` root, name → text, first one wins.
-struct Fields(Vec<(String, String)>);
+/// The elements a push is read from; others are skipped.
+const KNOWN: &[&str] = &[
+    "ToUserName",
+    "FromUserName",
+    "CreateTime",
+    "MsgType",
+    "Content",
+    "MsgId",
+    "MsgID",
+    "Recognition",
+    "Event",
+    "EventKey",
+    "Encrypt",
+    "MsgSignature",
+    "TimeStamp",
+    "Nonce",
+];
 
-impl Fields {
+/// The [`KNOWN`] direct children of the `<xml>` root, name → text, first
+/// one wins; the text borrowed from the body where it can be.
+struct Fields<'a>(Vec<(&'static str, Cow<'a, str>)>);
+
+impl Fields<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref())
     }
 
     /// The trimmed value, `None` when absent or blank.
@@ -246,31 +303,44 @@ impl Fields {
     }
 
     fn integer(&self, name: &'static str) -> Result<i64, XmlError> {
-        self.required(name)?.parse().map_err(|_| XmlError::Invalid(name))
+        self.get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or(XmlError::Missing(name))?
+            .parse()
+            .map_err(|_| XmlError::Invalid(name))
     }
 }
 
 /// One piece of an element's content.
-struct Part {
+struct Part<'a> {
     cdata: bool,
-    text: String,
+    text: Cow<'a, str>,
 }
 
-/// Checks and cleans the body, then collects the root's direct children.
-fn read_fields(body: &str) -> Result<Fields, XmlError> {
+/// Refuses a body that is too large, and drops control characters (see
+/// [`strip_controls`]) so that the DTD scan and the parser see the same
+/// text.
+fn clean(body: &str) -> Result<Cow<'_, str>, XmlError> {
     if body.len() > MAX_BODY {
         return Err(XmlError::TooLarge);
     }
-    // Stripped first, so that the scan and the parser see the same text.
-    let body = strip_controls(body);
-    if declares_dtd(&body) {
+    Ok(strip_controls(body))
+}
+
+/// Collects the root's direct children of a [`clean`]ed body (see
+/// [`Fields`]).
+fn read_fields(body: &str) -> Result<Fields<'_>, XmlError> {
+    if declares_dtd(body) {
         return Err(XmlError::Dtd);
     }
-    let mut reader = Reader::from_str(&body);
+    let mut reader = Reader::from_str(body);
     let mut fields = Vec::new();
     // Depth 1: inside <xml>; 2: inside a field; deeper: ignored.
     let mut depth = 0usize;
-    let mut current: Option<(String, Vec<Part>)> = None;
+    // The field being read, when it is a known one.
+    let mut current: Option<(&'static str, Vec<Part<'_>>)> = None;
+    let known = |name: &str| KNOWN.iter().copied().find(|k| *k == name);
     loop {
         let event = reader.read_event().map_err(|e| XmlError::Syntax(e.to_string()))?;
         match event {
@@ -288,11 +358,11 @@ fn read_fields(body: &str) -> Result<Fields, XmlError> {
             }
             Event::Start(e) => {
                 if depth == 1 {
-                    current = Some((e.name().as_ref().to_owned(), Vec::new()));
+                    current = known(e.name().as_ref()).map(|name| (name, Vec::new()));
                 }
                 depth += 1;
             }
-            Event::Empty(e) if depth == 1 => fields.push((e.name().as_ref().to_owned(), String::new())),
+            Event::Empty(e) if depth == 1 => fields.extend(known(e.name().as_ref()).map(|n| (n, Cow::Borrowed("")))),
             Event::Empty(_) => {}
             Event::End(_) => {
                 depth -= 1;
@@ -302,9 +372,9 @@ fn read_fields(body: &str) -> Result<Fields, XmlError> {
                     _ => {}
                 }
             }
-            Event::Text(t) if depth == 2 => push_part(&mut current, false, t.xml10_content().into_owned()),
-            Event::CData(t) if depth == 2 => push_part(&mut current, true, t.xml10_content().into_owned()),
-            Event::GeneralRef(r) if depth == 2 => push_part(&mut current, false, resolve(&r)?),
+            Event::Text(t) if depth == 2 => push_part(&mut current, false, t.xml10_content()),
+            Event::CData(t) if depth == 2 => push_part(&mut current, true, t.xml10_content()),
+            Event::GeneralRef(r) if depth == 2 => push_part(&mut current, false, Cow::Owned(resolve(&r)?)),
             Event::GeneralRef(r) => {
                 resolve(&r)?;
             }
@@ -316,7 +386,7 @@ fn read_fields(body: &str) -> Result<Fields, XmlError> {
     }
 }
 
-fn push_part(current: &mut Option<(String, Vec<Part>)>, cdata: bool, text: String) {
+fn push_part<'a>(current: &mut Option<(&'static str, Vec<Part<'a>>)>, cdata: bool, text: Cow<'a, str>) {
     if let Some((_, parts)) = current {
         parts.push(Part { cdata, text });
     }
@@ -324,13 +394,24 @@ fn push_part(current: &mut Option<(String, Vec<Part>)>, cdata: bool, text: Strin
 
 /// An element's text: its pieces in order, except that whitespace between
 /// CDATA sections and the tags around them is layout, not content.
-fn join(parts: Vec<Part>) -> String {
+fn join(parts: Vec<Part<'_>>) -> Cow<'_, str> {
     let has_cdata = parts.iter().any(|p| p.cdata);
-    parts
+    let mut kept = parts
         .into_iter()
         .filter(|p| !has_cdata || p.cdata || !p.text.trim().is_empty())
-        .map(|p| p.text)
-        .collect()
+        .map(|p| p.text);
+    let Some(first) = kept.next() else {
+        return Cow::Borrowed("");
+    };
+    match kept.next() {
+        None => first,
+        Some(second) => {
+            let mut all = first.into_owned();
+            all.push_str(&second);
+            kept.for_each(|t| all.push_str(&t));
+            Cow::Owned(all)
+        }
+    }
 }
 
 /// Resolves `&amp;`-style and `&#…;` references; any other entity is
@@ -611,6 +692,16 @@ oyORnuP8q7ou2gfYjqLzSIWZf0rs</FromUserName><CreateTime><![CDATA[1409735668]]></C
     }
 
     #[test]
+    fn the_byte_check_finds_exactly_the_unwanted_characters() {
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let alone = c.to_string();
+            let inside = format!("a{c}中");
+            assert_eq!(has_unwanted(&alone), unwanted(c), "U+{:04X}", c as u32);
+            assert_eq!(has_unwanted(&inside), unwanted(c), "U+{:04X} inside", c as u32);
+        }
+    }
+
+    #[test]
     fn oversized_broken_and_non_utf8_bodies_are_errors() {
         let big = TEXT.replace("abcdteT", &"x".repeat(MAX_BODY));
         assert_eq!(parse(&big).unwrap_err(), XmlError::TooLarge);
@@ -666,6 +757,7 @@ oyORnuP8q7ou2gfYjqLzSIWZf0rs</FromUserName><CreateTime><![CDATA[1409735668]]></C
         );
         assert_eq!(parse_envelope(&reply).unwrap().encrypt, "abc+/=");
         let hostile = encrypted_reply("e", "s", "1<x>&", "n]]>");
+        let hostile = strip_controls(&hostile);
         let fields = read_fields(&hostile).unwrap();
         assert_eq!(fields.get("TimeStamp"), Some("1<x>&"));
         assert_eq!(fields.get("Nonce"), Some("n]]>"));
