@@ -115,7 +115,7 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         || q.concepts()
             .any(|t| t.concept.is_some_and(|c| index.lexicon.kind(c) == ConceptKind::Event));
     let mut period = when::parse(&q.norm, park_today(ctx));
-    let only_time = period.as_ref().is_some_and(|p| q.without(&p.spans).terms.is_empty());
+    let only_time = period.as_ref().is_some_and(|p| q.without(&p.spans).terms().is_empty());
     if !asks_events && period.is_some() && !only_time {
         // Time words without event words: events only when the question
         // is best answered by an event ("can I pitch to VCs in November?");
@@ -167,7 +167,7 @@ fn fields_cut(fields: &[(usize, Vec<(usize, usize)>)]) -> Vec<(usize, usize)> {
 /// normalized text.
 pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
     let intents = &ctx.phrases.intents;
-    if q.terms.is_empty() && q.all_terms.is_empty() || intents.help.is_whole(q) || intents.greeting.is_whole(q) {
+    if q.is_blank() || intents.help.is_whole(q) || intents.greeting.is_whole(q) {
         return Ok(Answer::plain(ctx.t("help", &[]), Route::Help));
     }
     let index = &ctx.brain.index;

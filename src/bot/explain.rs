@@ -20,7 +20,7 @@ pub fn explain(ctx: &Ctx, text: &str) -> String {
     let q = &reading.q;
     let mut out = String::new();
     let words: Vec<&str> = q
-        .terms
+        .terms()
         .iter()
         .filter(|t| t.concept.is_none())
         .map(|t| t.text.as_str())
@@ -62,8 +62,8 @@ pub fn explain(ctx: &Ctx, text: &str) -> String {
             if p.past { " (past)" } else { "" }
         );
     }
-    let rest: Vec<&str> = reading.rest.terms.iter().map(|t| t.text.as_str()).collect();
-    if reading.rest.terms.len() != q.terms.len() {
+    let rest: Vec<&str> = reading.rest.terms().iter().map(|t| t.text.as_str()).collect();
+    if reading.rest.terms().len() != q.terms().len() {
         let _ = writeln!(out, "ranked by: {}", rest.join(" "));
     }
     let hits = index.search(&reading.rest);

@@ -217,8 +217,10 @@ pub struct Query {
     pub norm: String,
     /// Letters, digits and `/` of `norm` (for whole-question phrases).
     pub bare: String,
-    /// Content terms (stop words removed).
-    pub terms: Vec<Term>,
+    /// Content terms (stop words removed), made when first asked for: a
+    /// message that is a command, a dialog's answer or a question already
+    /// understood needs only the phrases.
+    terms: std::sync::OnceLock<Vec<Term>>,
     /// Every term, stop words included (for phrases).
     pub all_terms: Vec<Term>,
 }
@@ -243,16 +245,32 @@ impl Query {
     pub fn new(text: &str) -> Query {
         let norm = normalize(text);
         Query {
-            terms: terms(&norm, false),
+            terms: std::sync::OnceLock::new(),
             all_terms: terms(&norm, true),
             bare: bare(&norm),
             norm,
         }
     }
 
+    /// The content terms (stop words removed), and the concepts
+    /// [`Index::expand`] found.
+    pub fn terms(&self) -> &[Term] {
+        self.terms.get_or_init(|| terms(&self.norm, false))
+    }
+
+    fn terms_mut(&mut self) -> &mut Vec<Term> {
+        self.terms();
+        self.terms.get_mut().expect("made just now")
+    }
+
+    /// Whether the question has no words at all (only punctuation, emoji…).
+    pub fn is_blank(&self) -> bool {
+        self.all_terms.is_empty()
+    }
+
     /// The concept terms of the question.
     pub fn concepts(&self) -> impl Iterator<Item = &Term> {
-        self.terms.iter().filter(|t| t.concept.is_some())
+        self.terms().iter().filter(|t| t.concept.is_some())
     }
 
     /// The same question without the terms inside `spans`.
@@ -261,7 +279,13 @@ impl Query {
         Query {
             norm: self.norm.clone(),
             bare: self.bare.clone(),
-            terms: self.terms.iter().filter(|t| !inside(t)).cloned().collect(),
+            terms: self
+                .terms()
+                .iter()
+                .filter(|t| !inside(t))
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
             all_terms: self.all_terms.clone(),
         }
     }
@@ -692,8 +716,8 @@ impl Index {
         if self.lexicon.is_empty() {
             return out;
         }
-        let mut found = self.lexicon.find(&q.norm, &q.terms, &q.all_terms);
-        for t in q.terms.iter().filter(|t| !t.han && t.concept.is_none()) {
+        let mut found = self.lexicon.find(&q.norm, q.terms(), &q.all_terms);
+        for t in q.terms().iter().filter(|t| !t.han && t.concept.is_none()) {
             if self.postings.contains_key(&t.text) || found.iter().any(|f| f.span == t.span) {
                 continue;
             }
@@ -706,7 +730,7 @@ impl Index {
         let mut seen = std::collections::HashSet::new();
         for f in found {
             if seen.insert((f.concept, f.span)) {
-                out.terms.push(Term {
+                out.terms_mut().push(Term {
                     text: self.lexicon.id(f.concept).to_string(),
                     span: f.span,
                     han: false,
@@ -838,7 +862,7 @@ impl Index {
         let mut said = 0.0;
         let mut seen = std::collections::HashSet::new();
         let mut resolved: Vec<Resolved> = Vec::new();
-        for t in q.terms.iter().filter(|t| seen.insert((t.concept, t.text.as_str()))) {
+        for t in q.terms().iter().filter(|t| seen.insert((t.concept, t.text.as_str()))) {
             let found = self.resolve(t, &q.norm);
             if t.concept.is_some() || !explained(t) {
                 said += match found {
@@ -863,7 +887,7 @@ impl Index {
                 idf: self.idf(p.len()),
                 concept: t.concept.is_some(),
                 spans: q
-                    .terms
+                    .terms()
                     .iter()
                     .filter(|x| x.concept == t.concept && x.text == t.text)
                     .map(|x| x.span)
@@ -921,7 +945,7 @@ impl Index {
         // The Chinese characters of the question's words that the
         // knowledge knows (an unknown bigram is often two words' edges).
         let mut han: Vec<usize> = q
-            .terms
+            .terms()
             .iter()
             .filter(|t| t.han && t.concept.is_none() && (self.postings.contains_key(&t.text) || explained(t)))
             .flat_map(|t| t.span.0..t.span.1)
@@ -1000,7 +1024,7 @@ impl Index {
         let neutral = &asking.neutral;
         let ask_en = ask_about_en();
         let mut rest_chars: Vec<usize> = Vec::new();
-        for t in q.terms.iter().filter(|t| t.concept.is_none()) {
+        for t in q.terms().iter().filter(|t| t.concept.is_none()) {
             if inside(t.span, name) || inside(t.span, neutral) {
                 continue;
             }
@@ -1184,7 +1208,7 @@ tags = ["班车", "shuttle", "metro"]
         let hit = top(&idx, "地铁站有接驳车吗").unwrap();
         assert_eq!(hit.item, Item::Faq(1));
         let q = idx.expand(&Query::new("is parking free"));
-        assert!(q.terms.iter().any(|t| t.concept.is_some() && t.text == "parking"));
+        assert!(q.terms().iter().any(|t| t.concept.is_some() && t.text == "parking"));
         // Meaning without a shared word: the parking FAQ for a car left.
         let hit = top(&idx, "where can I leave my car").unwrap();
         assert_eq!(hit.item, Item::Faq(0));
@@ -1194,7 +1218,7 @@ tags = ["班车", "shuttle", "metro"]
     #[test]
     fn mixed_letters_and_digits_stay_together() {
         let q = Query::new("3D models for ROS2");
-        let texts: Vec<&str> = q.terms.iter().map(|t| t.text.as_str()).collect();
+        let texts: Vec<&str> = q.terms().iter().map(|t| t.text.as_str()).collect();
         assert!(
             texts.contains(&"3d") && texts.contains(&"ros2") && texts.contains(&"ros"),
             "{texts:?}"
@@ -1249,7 +1273,7 @@ tags = ["班车", "shuttle", "metro"]
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].1, vec![(2, 6)]);
         let rest = q.without(&found[0].1);
-        assert!(rest.terms.iter().all(|t| t.text != "低空"));
+        assert!(rest.terms().iter().all(|t| t.text != "低空"));
         assert_eq!(idx.fields_in(&Query::new("any UAV makers")).len(), 1);
         assert_eq!(idx.fields_in(&Query::new("Which drones")).len(), 1);
     }
