@@ -125,10 +125,12 @@ pub struct Bot {
     retries: Mutex<retries::Retries>,
     limiter: Mutex<limits::Limiter>,
     stats: Stats,
-    /// When the newest id in the store was handled as this bot started
-    /// (unix seconds; `i64::MIN` for none): ids handled before the start
-    /// are only in the store, and none of them is newer.
-    stored_until: i64,
+    /// When the newest message id kept in the store was handled (unix
+    /// seconds; `i64::MIN` for none): read from the store at the start,
+    /// raised as ids are written. The store keeps only the ids of messages
+    /// that changed something; when the retry window does not reach back
+    /// to this time, a message id memory does not know needs no read.
+    stored_until: std::sync::atomic::AtomicI64,
     /// Tests: an identity whose handling is slow.
     #[cfg(test)]
     slow: Mutex<Option<(Identity, std::time::Duration)>>,
@@ -200,7 +202,7 @@ impl Bot {
     ) -> Result<Bot, BotError> {
         let brain = Brain::new(store.knowledge()?);
         let retries = retries::Retries::new(settings.retry_capacity);
-        let stored_until = store.newest_handled()?.unwrap_or(i64::MIN);
+        let stored_until = store.newest_handled()?.unwrap_or(i64::MIN).into();
         Ok(Bot {
             store,
             brain: RwLock::new(Arc::new(brain)),
@@ -405,18 +407,13 @@ impl Bot {
         }
     }
 
-    /// Whether a message id unknown in memory may still be in the store:
-    /// when the retry window reaches back to an id the store had when this
-    /// bot started, or ids young enough were dropped from memory for room.
-    /// Otherwise memory knows every id of the window and the store needs no
-    /// read.
+    /// Whether a message id unknown in memory may be in the store (handled
+    /// at or after `since`): only when an id the store keeps is that young.
+    /// The ids of other messages live in memory only; one dropped from
+    /// there (for room) is answered again if it comes back, which is
+    /// harmless, as it changed nothing.
     fn store_may_know(&self, since: i64) -> bool {
-        since <= self.stored_until
-            || !self
-                .retries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .complete_since(since)
+        since <= self.stored_until.load(Ordering::Acquire)
     }
 
     fn remembered(&self, identity: &Identity, message_id: &str, at: i64) -> Option<Vec<Reply>> {
@@ -551,6 +548,10 @@ impl Bot {
             forget_before: at - self.settings.retry_window_secs,
             subscriber,
         };
+        if write.message_id.is_some() {
+            // Before the commit: a retry read from then on looks in the store.
+            self.stored_until.fetch_max(at, Ordering::AcqRel);
+        }
         let first = decision.replies;
         let pending = self.store.commit_turn_later(write, move |outcome| {
             let mut all = first.clone();

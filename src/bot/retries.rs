@@ -16,9 +16,6 @@ type Key = Arc<str>;
 
 pub(super) struct Retries {
     seen: HashMap<Key, (i64, Vec<Reply>)>,
-    /// The newest time of an entry dropped for room (not for age): ids
-    /// handled after it are all still here.
-    dropped_young: i64,
     /// Insertion order, for eviction: (unix seconds, key).
     order: VecDeque<(i64, Key)>,
     capacity: usize,
@@ -40,7 +37,6 @@ impl Retries {
         Retries {
             seen: HashMap::new(),
             order: VecDeque::new(),
-            dropped_young: i64::MIN,
             capacity: capacity.max(1),
             scratch: String::new(),
         }
@@ -68,22 +64,12 @@ impl Retries {
 
     fn evict(&mut self, now: i64, window: i64) {
         while let Some((at, _)) = self.order.front() {
-            let young = *at >= now - window;
-            if self.order.len() <= self.capacity && young {
+            if self.order.len() <= self.capacity && *at >= now - window {
                 break;
-            }
-            if young {
-                self.dropped_young = self.dropped_young.max(*at);
             }
             let (_, key) = self.order.pop_front().expect("front exists");
             self.seen.remove(&*key);
         }
-    }
-
-    /// Whether every id handled since `since` is still remembered here (so
-    /// a miss needs no look in the store).
-    pub(super) fn complete_since(&self, since: i64) -> bool {
-        self.dropped_young < since
     }
 
     #[cfg(test)]
@@ -108,8 +94,6 @@ mod tests {
             r.put(&who, m, 200 + i as i64, &[], 60);
         }
         assert_eq!(r.len(), 3, "bounded by count");
-        assert!(!r.complete_since(150), "an id young enough was dropped for room");
-        assert!(r.complete_since(201));
         assert_eq!(r.get(&who, "a", 204, 60), None, "the oldest went first");
         assert!(r.get(&who, "d", 204, 60).is_some());
     }

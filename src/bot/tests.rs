@@ -189,6 +189,44 @@ async fn a_retry_after_a_restart_is_recognised_from_the_store() {
     assert_eq!(bot.store().registrations(Some("e1")).unwrap().len(), 1);
 }
 
+/// Memory holds few ids (room for 2 here); the store keeps those of
+/// messages that changed something, and is read only while one of them is
+/// young enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_forgotten_for_room_is_still_recognised_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("b.redb"), &events(1));
+    let settings = Settings {
+        retry_capacity: 2,
+        ..Settings::default()
+    };
+    let bot = Arc::new(bot_with(store, settings));
+    let since = (bot.clock)().unix_timestamp() - Settings::default().retry_window_secs;
+    for i in 0..5 {
+        bot.handle(with_id("q", "When is Salon number 1?", &format!("q{i}")))
+            .await;
+    }
+    assert!(
+        !bot.store_may_know(since),
+        "questions change nothing: memory alone answers for them"
+    );
+    let first = bot.handle(with_id("s", SIGN_UP[0], "s0")).await;
+    assert!(bot.store_may_know(since), "a dialog step is kept in the store");
+    for i in 5..10 {
+        bot.handle(with_id("q", "When is Salon number 1?", &format!("q{i}")))
+            .await;
+    }
+    assert_eq!(bot.retries.lock().unwrap().len(), 2);
+    let again = bot.handle(with_id("s", SIGN_UP[0], "s0")).await;
+    assert_eq!(again, first, "the step is not taken twice");
+    assert_eq!(
+        bot.stats.retries.load(Ordering::Relaxed),
+        1,
+        "recognised, from the store"
+    );
+    assert!(bot.store().session("console:s").unwrap().unwrap().dialog.is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_during_the_first_handling_waits_for_it() {
     let f = fixture(1);
