@@ -164,31 +164,63 @@ impl OutboxClock {
 /// Sends evenly spaced at a hair under `per_second` (a token bucket of
 /// one token, on an absolute schedule: a late wake-up does not slow the
 /// rate, and an idle spell earns no burst), so that no one-second window
-/// at the platform holds more than the limit.
+/// at the platform holds more than the limit. Catching up after a late
+/// wake-up (a busy machine) is bounded the same way: the last
+/// `per_second` sends are remembered, and a send waits until the oldest of
+/// them is a (padded) second old.
 struct Pacer {
     interval: Duration,
     next: tokio::time::Instant,
+    /// The latest sends, at most `per_second` of them, oldest first.
+    recent: std::collections::VecDeque<tokio::time::Instant>,
+    per_second: usize,
 }
 
 /// The timer's step: a send due sooner than this goes at once.
 const TIMER_STEP: Duration = Duration::from_millis(1);
 
+/// 4 % under the limit: room for the timer's steps and the network.
+const PADDING: f64 = 1.04;
+
 impl Pacer {
     fn new(per_second: u32) -> Pacer {
-        // 4 % under the limit: room for the timer's steps and the network.
-        let interval = Duration::from_secs_f64(1.04 / f64::from(per_second.max(1)));
+        let per_second = per_second.max(1);
         Pacer {
-            interval,
+            interval: Duration::from_secs_f64(PADDING / f64::from(per_second)),
             next: tokio::time::Instant::now(),
+            recent: std::collections::VecDeque::new(),
+            per_second: per_second as usize,
         }
     }
 
     async fn take(&mut self) {
         let now = tokio::time::Instant::now();
-        let at = self.next.max(now);
-        self.next = at + self.interval;
+        let at = self.schedule(now);
         if at > now + TIMER_STEP {
             tokio::time::sleep_until(at).await;
+        }
+        // When the send really goes (a late wake-up is later than `at`).
+        self.went(tokio::time::Instant::now().max(at));
+    }
+
+    /// When the next send may go, asked at `now`; the one after is
+    /// scheduled an interval later.
+    fn schedule(&mut self, now: tokio::time::Instant) -> tokio::time::Instant {
+        let mut at = self.next.max(now);
+        if self.recent.len() >= self.per_second
+            && let Some(&oldest) = self.recent.front()
+        {
+            at = at.max(oldest + Duration::from_secs_f64(PADDING));
+        }
+        self.next = at + self.interval;
+        at
+    }
+
+    /// Records a send that went at `at`.
+    fn went(&mut self, at: tokio::time::Instant) {
+        self.recent.push_back(at);
+        if self.recent.len() > self.per_second {
+            self.recent.pop_front();
         }
     }
 }
@@ -484,6 +516,39 @@ mod tests {
         for w in at.windows(2) {
             assert!(w[1] > w[0]);
         }
+    }
+
+    /// A sender that wakes late catches up, but never puts more than the
+    /// limit into one second.
+    #[test]
+    fn a_late_wake_up_catches_up_without_a_burst() {
+        let rate = 20;
+        let mut p = Pacer::new(rate);
+        let start = tokio::time::Instant::now();
+        let mut now = start;
+        let mut at = Vec::new();
+        for i in 0..200 {
+            let due = p.schedule(now);
+            // Now and then the machine is busy: the wake-up comes late
+            // (300 ms); otherwise by up to 2 ms (the timer's steps).
+            let late = Duration::from_millis(if i % 25 == 10 { 300 } else { i % 3 });
+            now = due.max(now) + late;
+            p.went(now);
+            at.push(now);
+        }
+        for (i, a) in at.iter().enumerate() {
+            let within = at[i..]
+                .iter()
+                .take_while(|t| t.duration_since(*a) < Duration::from_secs(1))
+                .count();
+            assert!(within <= rate as usize, "{within} sends within a second from send {i}");
+        }
+        // The rate holds, less the time lost late: 200 sends at 20/s (4 %
+        // under) take 10.4 s, and the eight late wake-ups 2.4 s more. With
+        // the last second's sends already at the limit, that time cannot
+        // be made up without a burst.
+        let per_second = 199.0 / at[199].duration_since(start).as_secs_f64();
+        assert!(per_second >= 15.0, "{per_second:.1}/s");
     }
 
     #[test]
