@@ -2,10 +2,11 @@
 //! knowledge (`tests/qa/park_eval.json`), over a second, fictional park
 //! (`tests/qa/lakeside.toml`, `lakeside_eval.json`) and over the
 //! development parks of the concept work (`tests/qa/skyport.toml`, mostly
-//! paraphrases, and `tests/qa/chaohu.toml`, written the way people talk) —
+//! paraphrases, `tests/qa/chaohu.toml`, written the way people talk, and
+//! `tests/qa/weishui.toml`, an agri-food park in the same style) —
 //! scored exactly as `../shared/eval/qa_eval.py` scores the
 //! shared set: top-1, by substring after NFKC and case folding. The bar is
-//! 90 % for the first two; SkyPort's and Chaohu's are a little under what the work reached (see
+//! 90 % for the first two; the development parks' are a little under what the work reached (see
 //! docs/PERFORMANCE.md). The held-out park (`tests/qa/qiantang.*`) is
 //! deliberately not run here: it is scored by hand, never tuned on.
 
@@ -201,5 +202,17 @@ fn the_paraphrase_park_scores_at_least_87_percent() {
 #[test]
 fn the_everyday_wording_park_scores_at_least_88_percent() {
     let (passed, total, failures) = score_set("tests/qa/chaohu.toml", "tests/qa/chaohu_eval.json");
+    assert!(passed * 100 >= total * 88, "below 88 %:\n{}", failures.join("\n"));
+}
+
+/// The third development park (Weishui Agri-Food Valley, fictional): 143
+/// questions about an industry no other set covers (seeds, smart farming,
+/// food processing, cold chain, livestock, food testing), in everyday
+/// wording, services described by the situation, 14 out of scope (8 sharing
+/// a word with a company's name). First run 117/143; the bar is below what
+/// the work reached.
+#[test]
+fn the_agri_food_park_scores_at_least_88_percent() {
+    let (passed, total, failures) = score_set("tests/qa/weishui.toml", "tests/qa/weishui_eval.json");
     assert!(passed * 100 >= total * 88, "below 88 %:\n{}", failures.join("\n"));
 }

@@ -120,12 +120,15 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         // Time words without event words: events only when the question
         // is best answered by an event ("can I pitch to VCs in November?");
         // a question of nothing but a time ("anything on in December?")
-        // asks what happens then.
+        // asks what happens then. The event must be one of that time:
+        // "明天有客户要来看车间" is not about December's training that
+        // mentions workshops.
         let hits = index.search(&q.without(&fields_cut(&fields)));
-        if !hits
-            .first()
-            .is_some_and(|h| (h.confident || h.strong) && matches!(h.item, Item::Event(_)))
-        {
+        let of_then = |h: &Hit| match h.item {
+            Item::Event(i) => period.as_ref().is_some_and(|p| event_in(ctx, i, p)),
+            _ => false,
+        };
+        if !hits.first().is_some_and(|h| (h.confident || h.strong) && of_then(h)) {
             period = None;
         }
     }
@@ -144,6 +147,20 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         period,
         rest,
     }
+}
+
+/// Whether event `i` takes place in a reading of `period` (for a period of
+/// only a tense: whether it is over as the question asks).
+fn event_in(ctx: &Ctx, i: usize, period: &when::Period) -> bool {
+    let k = &ctx.brain.knowledge;
+    let e = &k.event[i];
+    let offset = k.event.first().map_or(ctx.now.offset(), |e| e.starts_at.0.offset());
+    let ends = e.ends_at.unwrap_or(e.starts_at);
+    if period.ranges.is_empty() {
+        return (ends.0 < ctx.now) == period.past;
+    }
+    let (from, until) = (e.starts_at.0.to_offset(offset).date(), ends.0.to_offset(offset).date());
+    period.ranges.iter().any(|r| from < r.until && until >= r.from)
 }
 
 /// What a question was understood as: its reading, the items ranked for
@@ -211,8 +228,9 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
                 // An event named (its short name is also a field's word:
                 // "game jam").
                 Item::Event(_) => h.named,
-                // A service asked about beside a field's words ("新药研发有什么资金支持").
-                Item::Faq(_) => !fields.is_empty() && h.strong && h.coverage >= FAQ_BESIDE_FIELD,
+                // A service asked about beside a field's words ("新药研发有什么资金支持",
+                // or in three of its own words: "样品想测一下营养成分").
+                Item::Faq(_) => !fields.is_empty() && (h.strong || h.terms >= 3) && h.coverage >= FAQ_BESIDE_FIELD,
             }
     };
     // With a field named, its own entry is answered as its list, below:

@@ -275,6 +275,19 @@ impl Lexicon {
                 }
             }
         }
+        // A word inside a longer phrase of another concept means the
+        // phrase ("storage" in "cloud storage", "快递" in "快递配送").
+        let inner = |f: &Found| {
+            out.iter().any(|g| {
+                g.concept != f.concept
+                    && g.span.0 <= f.span.0
+                    && f.span.1 <= g.span.1
+                    && g.span.1 - g.span.0 > f.span.1 - f.span.0
+            })
+        };
+        let keep: Vec<bool> = out.iter().map(|f| !inner(f)).collect();
+        let mut keep = keep.into_iter();
+        out.retain(|_| keep.next().unwrap_or(true));
         out
     }
 

@@ -341,6 +341,9 @@ struct Resolved<'a> {
     factor: f32,
     idf: f32,
     concept: bool,
+    /// An English word that asks about an item ("make", "located"), not
+    /// what the question is about.
+    ask: bool,
     /// Where the term is said (a concept may be said in several places).
     spans: Vec<(usize, usize)>,
 }
@@ -886,6 +889,7 @@ impl Index {
                 factor,
                 idf: self.idf(p.len()),
                 concept: t.concept.is_some(),
+                ask: !t.han && t.concept.is_none() && ask_about_en().contains(&t.text),
                 spans: q
                     .terms()
                     .iter()
@@ -960,7 +964,7 @@ impl Index {
                 let d = &self.docs[doc as usize];
                 let full_name = d.names.iter().any(|n| name_in(&q.norm, n) || han_name_typo(&qchars, n));
                 let e = self.evidence(doc, &resolved);
-                let tag = self.tag_in(d, q);
+                let tag = self.tag_in(doc, q);
                 // Part of a name in a Chinese question whose other words
                 // this item does not have ("熊猫基地门票" is not about 熊猫旋翼),
                 // or in a question that says more about something else than
@@ -1078,12 +1082,27 @@ impl Index {
     }
 
     /// Whether one of the doc's tags stands whole in the question and says
-    /// something (holds an informative term).
-    fn tag_in(&self, d: &Doc, q: &Query) -> bool {
+    /// something (holds an informative term). A tag said only inside a
+    /// longer phrase of a concept the doc does not mention means that
+    /// phrase ("pick" in "pick up my order" is not the tag "picking").
+    fn tag_in(&self, doc: u32, q: &Query) -> bool {
+        let d = &self.docs[doc as usize];
+        let other_phrase = |s: (usize, usize)| {
+            q.concepts().any(|t| {
+                t.span.0 <= s.0
+                    && s.1 <= t.span.1
+                    && t.span.1 - t.span.0 > s.1 - s.0
+                    && t.concept.is_some_and(|c| {
+                        self.concept_postings[c as usize]
+                            .binary_search_by_key(&doc, |p| p.doc)
+                            .is_err()
+                    })
+            })
+        };
         d.tags
             .iter()
             .enumerate()
-            .any(|(i, tag)| d.tag_informative[i] && !tag.find(q).is_empty())
+            .any(|(i, tag)| d.tag_informative[i] && tag.find(q).into_iter().any(|s| !other_phrase(s)))
     }
 
     /// What the question's terms found in one doc.
@@ -1102,11 +1121,15 @@ impl Index {
             // ("电车" in 驿电车联) is the name again, not more evidence.
             let by_name = r.concept && r.spans.iter().all(|&s| in_spans(s, &name_spans));
             // A concept said by other words is evidence even when it is
-            // the name's meaning ("son" for a family camp).
+            // the name's meaning ("son" for a family camp), if the item is
+            // about it (in its name, a tag or an FAQ question: "冬天" is not
+            // evidence for 白鹭羊乳 because its summary says 低温); a word
+            // that only asks about an item ("make") is none.
+            let zones = r.postings[i].zones;
             if if r.concept {
-                !by_name
+                !by_name && zones & (NAME | TAG | QUESTION) != 0
             } else {
-                r.postings[i].zones & NAME == 0
+                zones & NAME == 0 && !r.ask
             } {
                 e.outside_name += 1;
             }

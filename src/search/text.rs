@@ -52,6 +52,8 @@ const EN_STOP: &[&str] = &[
     "places", "go", "come", "way", "re", "ve", "ll", "m", "t", "d", "while", "needs", "wants", "also",
     "still", "really", "actually", "maybe", "other", "something", "then", "than", "very", "too",
     "only", "even", "quite", "more", "after", "before", "during", "ok", "okay", "hello", "thanks",
+    "everywhere", "everything", "everyone", "everybody", "stuff", "again", "already", "lot", "lots",
+    "bit", "hey", "guys",
 ];
 
 /// Characters that carry no meaning on their own in a question; a bigram
