@@ -4,13 +4,13 @@
 //! bot core and the dialog engine, below both.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use time::{Date, OffsetDateTime};
 
 use crate::knowledge::{Knowledge, Lang};
 use crate::phrasebook::Phrasebook;
-use crate::search::Index;
+use crate::search::{Index, Item};
 use crate::store::Store;
 
 /// Knowledge and its index, swapped as one after an import.
@@ -23,6 +23,37 @@ pub struct Brain {
     /// while this knowledge holds: the same words asked again (a menu
     /// key's message, a popular question) are not read and ranked again.
     pub(crate) understood: Memo<crate::bot::Understood>,
+    /// The short summaries shown in list lines, per enterprise and FAQ
+    /// and language, made when first shown.
+    pub(crate) shorts: Shorts,
+}
+
+/// List-line summaries (a function of the knowledge only), one slot per
+/// item and language.
+pub(crate) struct Shorts {
+    enterprise: Vec<[OnceLock<String>; 2]>,
+    faq: Vec<[OnceLock<String>; 2]>,
+}
+
+impl Shorts {
+    fn new(k: &Knowledge) -> Shorts {
+        let slots = |n: usize| (0..n).map(|_| [OnceLock::new(), OnceLock::new()]).collect();
+        Shorts {
+            enterprise: slots(k.enterprise.len()),
+            faq: slots(k.faq.len()),
+        }
+    }
+
+    /// An enterprise's or FAQ's short text in `lang`, made by `make` the
+    /// first time.
+    pub(crate) fn get(&self, item: Item, lang: Lang, make: impl FnOnce() -> String) -> &str {
+        let slot = match item {
+            Item::Enterprise(i) => &self.enterprise[i],
+            Item::Faq(i) => &self.faq[i],
+            Item::Field(_) | Item::Event(_) => unreachable!("fields and events are shown without a summary"),
+        };
+        slot[lang as usize].get_or_init(make)
+    }
 }
 
 /// Values computed from a question's normalized text on one day, kept
@@ -85,6 +116,7 @@ impl Brain {
             }
         }
         Brain {
+            shorts: Shorts::new(&knowledge),
             knowledge,
             index,
             members,

@@ -139,7 +139,7 @@ pub fn line(ctx: &Ctx, item: Item) -> String {
     match item {
         Item::Enterprise(i) => {
             let e = &k.enterprise[i];
-            let s = short(e.summary.get(l), l);
+            let s = ctx.brain.shorts.get(item, l, || short(e.summary.get(l), l));
             if s.is_empty() {
                 e.name.get(l).to_string()
             } else {
@@ -161,7 +161,11 @@ pub fn line(ctx: &Ctx, item: Item) -> String {
             let count = ctx.brain.members[i].len().to_string();
             ctx.t("fields_item", &[("field", f.name.get(l)), ("count", &count)])
         }
-        Item::Faq(i) => short(k.faq[i].answer.get(l), l),
+        Item::Faq(i) => ctx
+            .brain
+            .shorts
+            .get(item, l, || short(k.faq[i].answer.get(l), l))
+            .to_string(),
     }
 }
 
