@@ -10,59 +10,62 @@ use crate::message::Identity;
 use crate::store::MoreList;
 
 pub(super) struct Lists {
-    kept: HashMap<Identity, (u64, MoreList)>,
-    /// The language of an identity's last message, when it changed since
-    /// the store last saved it.
-    langs: HashMap<Identity, Lang>,
+    kept: HashMap<Identity, Kept>,
     next: u64,
     limit: usize,
+}
+
+/// What memory holds for one identity.
+struct Kept {
+    /// When it was last changed (for dropping the oldest).
+    seq: u64,
+    more: Option<MoreList>,
+    /// The language of the identity's last message, when it changed since
+    /// the store last saved it.
+    lang: Option<Lang>,
 }
 
 impl Lists {
     pub(super) fn new(limit: usize) -> Lists {
         Lists {
             kept: HashMap::new(),
-            langs: HashMap::new(),
             next: 0,
             limit: limit.max(2),
         }
     }
 
-    pub(super) fn lang(&self, who: &Identity) -> Option<Lang> {
-        self.langs.get(who).copied()
+    /// The rest of `who`'s last list and their newer language.
+    pub(super) fn get(&self, who: &Identity) -> (Option<MoreList>, Option<Lang>) {
+        self.kept.get(who).map_or((None, None), |k| (k.more.clone(), k.lang))
     }
 
-    pub(super) fn set_lang(&mut self, who: &Identity, lang: Option<Lang>) {
-        match lang {
-            Some(l) => {
-                if self.langs.len() >= self.limit {
-                    self.langs.clear(); // rare: the store's language serves meanwhile
-                }
-                self.langs.insert(who.clone(), l);
-            }
-            None => {
-                self.langs.remove(who);
-            }
+    /// Replaces the rest of `who`'s last list (`Some(None)`: forgets it)
+    /// and records a newer language, when given.
+    pub(super) fn set(&mut self, who: &Identity, more: Option<Option<MoreList>>, lang: Option<Lang>) {
+        if more.is_none() && lang.is_none() {
+            return;
         }
-    }
-
-    pub(super) fn get(&self, who: &Identity) -> Option<MoreList> {
-        self.kept.get(who).map(|(_, l)| l.clone())
-    }
-
-    pub(super) fn set(&mut self, who: &Identity, list: Option<MoreList>) {
-        match list {
-            Some(l) => {
-                self.next += 1;
-                self.kept.insert(who.clone(), (self.next, l));
-                if self.kept.len() > self.limit {
-                    let oldest_kept = self.next - (self.limit / 2) as u64;
-                    self.kept.retain(|_, (n, _)| *n > oldest_kept);
-                }
-            }
-            None => {
-                self.kept.remove(who);
-            }
+        self.next += 1;
+        let seq = self.next;
+        let kept = self.kept.entry(who.clone()).or_insert(Kept {
+            seq,
+            more: None,
+            lang: None,
+        });
+        kept.seq = seq;
+        if let Some(more) = more {
+            kept.more = more;
+        }
+        if lang.is_some() {
+            kept.lang = lang;
+        }
+        if kept.more.is_none() && kept.lang.is_none() {
+            self.kept.remove(who);
+        } else if self.kept.len() > self.limit {
+            // The oldest half goes: a forgotten list costs a "more", a
+            // forgotten language is the store's (saved with the next change).
+            let oldest_kept = self.next - (self.limit / 2) as u64;
+            self.kept.retain(|_, k| k.seq > oldest_kept);
         }
     }
 }
@@ -83,15 +86,17 @@ mod tests {
     fn kept_per_identity_and_bounded() {
         let mut l = Lists::new(4);
         let a = Identity::console("a");
-        l.set(&a, Some(list(5)));
-        assert_eq!(l.get(&a), Some(list(5)));
-        l.set(&a, None);
-        assert_eq!(l.get(&a), None);
+        l.set(&a, Some(Some(list(5))), None);
+        assert_eq!(l.get(&a), (Some(list(5)), None));
+        l.set(&a, None, Some(Lang::En));
+        assert_eq!(l.get(&a), (Some(list(5)), Some(Lang::En)), "a language beside the list");
+        l.set(&a, Some(None), None);
+        assert_eq!(l.get(&a), (None, Some(Lang::En)));
         for i in 0..10 {
-            l.set(&Identity::console(&format!("p{i}")), Some(list(i)));
+            l.set(&Identity::console(&format!("p{i}")), Some(Some(list(i))), None);
         }
         assert!(l.kept.len() <= 4);
-        assert_eq!(l.get(&Identity::console("p9")), Some(list(9)), "the newest stay");
-        assert_eq!(l.get(&Identity::console("p0")), None, "the oldest go");
+        assert_eq!(l.get(&Identity::console("p9")).0, Some(list(9)), "the newest stay");
+        assert_eq!(l.get(&Identity::console("p0")).0, None, "the oldest go");
     }
 }

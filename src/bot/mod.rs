@@ -383,8 +383,9 @@ impl Bot {
             // Serving: the rest of the last list and a language switch live
             // in memory, newer than what the store has (see `carry_out`).
             let lists = lists.lock().unwrap_or_else(|e| e.into_inner());
-            stored.more = lists.get(&msg.identity);
-            stored.lang = lists.lang(&msg.identity).or(stored.lang);
+            let (more, lang) = lists.get(&msg.identity);
+            stored.more = more;
+            stored.lang = lang.or(stored.lang);
         }
         let mut session = before.clone().unwrap_or_default();
         // The conversation's language; a new one starts in the language the
@@ -567,12 +568,7 @@ impl Bot {
     fn apply_memory(&self, who: &Identity, memory: MemoryUpdate) {
         let Some(lists) = &self.lists else { return };
         let mut lists = lists.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(more) = memory.more {
-            lists.set(who, more);
-        }
-        if memory.lang.is_some() {
-            lists.set_lang(who, memory.lang);
-        }
+        lists.set(who, memory.more, memory.lang);
     }
 
     /// What the message means: a dialog step, an answer, or a reply only.
