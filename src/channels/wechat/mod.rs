@@ -380,12 +380,14 @@ fn input(push: &Push) -> Option<Input> {
 /// choices as numbered lines, joined, then cut into parts of at most
 /// [`TEXT_LIMIT`] bytes (at line ends where possible).
 pub fn parts(replies: &[Reply]) -> Vec<String> {
-    let text = replies
-        .iter()
-        .map(Reply::numbered)
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n\n");
+    let mut texts = replies.iter().map(Reply::numbered).filter(|t| !t.is_empty());
+    let text = match (texts.next(), texts.next()) {
+        (None, _) => return Vec::new(),
+        // One short reply (most are) goes as it is.
+        (Some(one), None) if one.len() <= TEXT_LIMIT && one.trim().len() == one.len() => return vec![one],
+        (Some(one), None) => one,
+        (Some(one), Some(two)) => [one, two].into_iter().chain(texts).collect::<Vec<_>>().join("\n\n"),
+    };
     split(&text, TEXT_LIMIT)
 }
 

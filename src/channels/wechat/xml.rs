@@ -156,50 +156,48 @@ pub fn dedup_key(p: &Push) -> String {
 /// `to`), `create_time` in seconds. Control characters are dropped and
 /// `]]>` cannot close the CDATA sections early.
 pub fn text_reply(to_user: &str, from_account: &str, create_time: i64, content: &str) -> String {
-    format!(
-        "<xml>\n<ToUserName>{}</ToUserName>\n<FromUserName>{}</FromUserName>\n\
-         <CreateTime>{create_time}</CreateTime>\n<MsgType><![CDATA[text]]></MsgType>\n\
-         <Content>{}</Content>\n</xml>",
-        cdata(to_user),
-        cdata(from_account),
-        cdata(content)
-    )
+    use std::fmt::Write;
+    let mut out = String::with_capacity(content.len() + to_user.len() + from_account.len() + 200);
+    out.push_str("<xml>\n<ToUserName>");
+    push_cdata(&mut out, to_user);
+    out.push_str("</ToUserName>\n<FromUserName>");
+    push_cdata(&mut out, from_account);
+    let _ = write!(out, "</FromUserName>\n<CreateTime>{create_time}</CreateTime>\n");
+    out.push_str("<MsgType><![CDATA[text]]></MsgType>\n<Content>");
+    push_cdata(&mut out, content);
+    out.push_str("</Content>\n</xml>");
+    out
 }
 
 /// The safe-mode reply envelope (§3.6) around an encrypted reply.
 pub fn encrypted_reply(encrypt: &str, msg_signature: &str, timestamp: &str, nonce: &str) -> String {
-    format!(
-        "<xml>\n<Encrypt>{}</Encrypt>\n<MsgSignature>{}</MsgSignature>\n\
-         <TimeStamp>{}</TimeStamp>\n<Nonce>{}</Nonce>\n</xml>",
-        cdata(encrypt),
-        cdata(msg_signature),
-        quick_xml::escape::escape(strip_controls(timestamp)),
-        cdata(nonce)
-    )
+    let mut out = String::with_capacity(encrypt.len() + 200);
+    out.push_str("<xml>\n<Encrypt>");
+    push_cdata(&mut out, encrypt);
+    out.push_str("</Encrypt>\n<MsgSignature>");
+    push_cdata(&mut out, msg_signature);
+    out.push_str("</MsgSignature>\n<TimeStamp>");
+    out.push_str(&quick_xml::escape::escape(strip_controls(timestamp)));
+    out.push_str("</TimeStamp>\n<Nonce>");
+    push_cdata(&mut out, nonce);
+    out.push_str("</Nonce>\n</xml>");
+    out
 }
 
-/// `text` as CDATA: control characters dropped, `]]>` split across two
-/// sections. Written straight into the reply being formatted.
-fn cdata(text: &str) -> Cdata<'_> {
-    Cdata(text)
-}
-
-struct Cdata<'a>(&'a str);
-
-impl std::fmt::Display for Cdata<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<![CDATA[")?;
-        let text = strip_controls(self.0);
-        let mut pieces = text.split("]]>");
-        if let Some(first) = pieces.next() {
-            f.write_str(first)?;
-        }
-        for piece in pieces {
-            f.write_str("]]]]><![CDATA[>")?;
-            f.write_str(piece)?;
-        }
-        f.write_str("]]>")
+/// Appends `text` as CDATA: control characters dropped, `]]>` split
+/// across two sections.
+fn push_cdata(out: &mut String, text: &str) {
+    out.push_str("<![CDATA[");
+    let text = strip_controls(text);
+    let mut pieces = text.split("]]>");
+    if let Some(first) = pieces.next() {
+        out.push_str(first);
     }
+    for piece in pieces {
+        out.push_str("]]]]><![CDATA[>");
+        out.push_str(piece);
+    }
+    out.push_str("]]>");
 }
 
 /// Drops characters that XML 1.0 forbids or that only confuse a chat
