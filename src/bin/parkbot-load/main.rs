@@ -103,6 +103,11 @@ enum Command {
         /// Messages per second of the open-loop run
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
+        /// Rounds in which the plain run and the ceiling take turns (each
+        /// gets `seconds` in all), so that drift in the machine's speed
+        /// weighs on both alike
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Also measure a typical Python deployment under the same load:
         /// the directory of its `app.py` (tools/python-wechat; needs
         /// gunicorn and Flask installed)
@@ -158,6 +163,7 @@ fn main() -> Result<()> {
             seconds,
             senders,
             rate,
+            rounds,
             python,
             python_server,
         } => runtime()?.block_on(wechat::bench(
@@ -166,6 +172,7 @@ fn main() -> Result<()> {
             seconds,
             senders,
             rate,
+            rounds,
             python.map(|p| (p, python_server)),
         )),
         Command::Ceiling { listen } => runtime()?.block_on(wechat::ceiling(listen)),

@@ -226,11 +226,33 @@ pub struct Run {
     pub seconds: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Each request's latency, sorted.
+    latencies: Vec<Duration>,
 }
 
 impl Run {
+    fn new(latencies: Vec<Duration>, errors: u64, seconds: f64) -> Run {
+        let mut latencies = latencies;
+        latencies.sort();
+        Run {
+            requests: latencies.len(),
+            errors,
+            seconds,
+            p50_ms: percentile(&latencies, 0.5),
+            p99_ms: percentile(&latencies, 0.99),
+            latencies,
+        }
+    }
+
     pub fn per_second(&self) -> f64 {
         self.requests as f64 / self.seconds
+    }
+
+    /// Several runs taken as one: requests and seconds added up,
+    /// percentiles over all their requests.
+    fn merge(runs: Vec<Run>) -> Run {
+        let (errors, seconds) = runs.iter().fold((0, 0.0), |(e, s), r| (e + r.errors, s + r.seconds));
+        Run::new(runs.into_iter().flat_map(|r| r.latencies).collect(), errors, seconds)
     }
 }
 
@@ -311,15 +333,11 @@ pub async fn closed_until(
     for t in tasks {
         all.extend(t.await?);
     }
-    let seconds = start.elapsed().as_secs_f64();
-    all.sort();
-    Ok(Run {
-        requests: all.len(),
-        errors: errors.load(Ordering::Relaxed),
-        seconds,
-        p50_ms: percentile(&all, 0.5),
-        p99_ms: percentile(&all, 0.99),
-    })
+    Ok(Run::new(
+        all,
+        errors.load(Ordering::Relaxed),
+        start.elapsed().as_secs_f64(),
+    ))
 }
 
 /// Open loop: requests scheduled at `rate` per second for `seconds`, each
@@ -351,15 +369,11 @@ pub async fn open(base: &str, rate: f64, seconds: f64, first: u64, senders: u64)
     for t in tasks {
         all.push(t.await?);
     }
-    let secs = start.elapsed().as_secs_f64();
-    all.sort();
-    Ok(Run {
-        requests: all.len(),
-        errors: errors.load(Ordering::Relaxed),
-        seconds: secs,
-        p50_ms: percentile(&all, 0.5),
-        p99_ms: percentile(&all, 0.99),
-    })
+    Ok(Run::new(
+        all,
+        errors.load(Ordering::Relaxed),
+        start.elapsed().as_secs_f64(),
+    ))
 }
 
 /// The whole benchmark, printed as a table.
@@ -369,8 +383,10 @@ pub async fn bench(
     seconds: f64,
     senders: u64,
     rate: f64,
+    rounds: usize,
     python: Option<(PathBuf, PythonServer)>,
 ) -> Result<()> {
+    let rounds = rounds.max(1);
     let parkbot = parkbot
         .canonicalize()
         .with_context(|| format!("{}: build it first (cargo build --release)", parkbot.display()))?;
@@ -395,19 +411,31 @@ pub async fn bench(
             false,
         )
         .await?;
-        // Then the measured run: returning senders, new MsgIds.
-        let ours = closed(&base, concurrency, seconds, 0, senders, false).await?;
-        let loaded = server.rss_mb();
-        let fixed = open(&base, rate, seconds.max(5.0), 2_000_000_000, senders).await?;
-        drop(server);
-
+        // Then the measured runs, returning senders with new MsgIds, in
+        // rounds that take turns with the ceiling (both servers are up,
+        // one of them idle): a machine whose speed drifts during the run
+        // weighs on both sides alike.
         let cport = free_port()?;
         let ceiling_server = start_ceiling(cport)?;
         let cbase = format!("http://127.0.0.1:{cport}");
         wait_healthy(&client, &cbase).await?;
         closed(&cbase, concurrency, 1.0, 1_000_000_000, senders, false).await?;
-        let bare = closed(&cbase, concurrency, seconds, 0, senders, false).await?;
+        let slice = seconds / rounds as f64;
+        let (mut ours, mut bare) = (Vec::new(), Vec::new());
+        for r in 0..rounds as u64 {
+            ours.push(closed(&base, concurrency, slice, r * 100_000_000, senders, false).await?);
+            bare.push(closed(&cbase, concurrency, slice, r * 100_000_000, senders, false).await?);
+        }
         drop(ceiling_server);
+        let by_round: Vec<String> = ours
+            .iter()
+            .zip(&bare)
+            .map(|(o, b)| format!("{:.0} %", 100.0 * o.per_second() / b.per_second()))
+            .collect();
+        let (ours, bare) = (Run::merge(ours), Run::merge(bare));
+        let loaded = server.rss_mb();
+        let fixed = open(&base, rate, seconds.max(5.0), 2_000_000_000, senders).await?;
+        drop(server);
 
         let sport = free_port()?;
         let sdir = dir.join("safe");
@@ -454,8 +482,9 @@ pub async fn bench(
             );
         }
         println!(
-            "plain throughput / ceiling: {:.0} %   (concurrency {concurrency}, {senders} senders, {seconds} s each)",
-            100.0 * ours.per_second() / bare.per_second()
+            "plain throughput / ceiling: {:.0} %   (concurrency {concurrency}, {senders} senders, {seconds} s each, in {rounds} rounds: {})",
+            100.0 * ours.per_second() / bare.per_second(),
+            by_round.join(", ")
         );
         if let Some((_, p)) = &py {
             println!(
