@@ -235,30 +235,26 @@ fn has_unwanted(s: &str) -> bool {
 /// entity (`<!DOCTYPE`, `<!ENTITY`, any case). User text in CDATA may
 /// mention them freely.
 fn declares_dtd(body: &str) -> bool {
-    let mut rest = body.as_bytes();
-    while let Some(i) = find(rest, b"<!") {
+    let mut rest = body;
+    while let Some(i) = rest.find("<!") {
         rest = &rest[i + 2..];
-        let skip_to = if rest.starts_with(b"[CDATA[") {
-            b"]]>".as_slice()
-        } else if rest.starts_with(b"--") {
-            b"-->".as_slice()
+        let skip_to = if rest.starts_with("[CDATA[") {
+            "]]>"
+        } else if rest.starts_with("--") {
+            "-->"
         } else {
-            let starts_ci = |word: &[u8]| rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word);
-            if starts_ci(b"DOCTYPE") || starts_ci(b"ENTITY") {
+            let starts_ci = |word: &str| rest.get(..word.len()).is_some_and(|r| r.eq_ignore_ascii_case(word));
+            if starts_ci("DOCTYPE") || starts_ci("ENTITY") {
                 return true;
             }
             continue;
         };
-        match find(rest, skip_to) {
+        match rest.find(skip_to) {
             Some(j) => rest = &rest[j + skip_to.len()..],
             None => return false, // unterminated: the parser refuses it
         }
     }
     false
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The elements a push is read from; others are skipped.
