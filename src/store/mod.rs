@@ -30,6 +30,7 @@ mod misses;
 mod panics;
 mod records;
 mod registrations;
+mod sessions;
 mod turn;
 mod web;
 
@@ -205,6 +206,8 @@ struct Faults {
 pub struct Store {
     db: Db,
     path: PathBuf,
+    /// Sessions as last committed (see `sessions.rs`).
+    sessions: Arc<sessions::SessionCache>,
     #[cfg(test)]
     faults: Faults,
 }
@@ -231,12 +234,15 @@ impl Store {
         })?;
         let db = Arc::new(db);
         guard(path, || prepare(path, &db)).map_err(|e| damaged(path, e))?;
+        let sessions = Arc::new(sessions::SessionCache::default());
+        let ended = sessions.clone();
         let store = Store {
             db: Db::Writable {
-                committer: commit::Committer::start(db.clone()),
+                committer: commit::Committer::start(db.clone(), Box::new(move || ended.batch_ended())),
                 db,
             },
             path: path.to_path_buf(),
+            sessions,
             #[cfg(test)]
             faults: Faults::default(),
         };
@@ -264,6 +270,7 @@ impl Store {
         let store = Store {
             db: Db::ReadOnly(db),
             path: path.to_path_buf(),
+            sessions: Default::default(),
             #[cfg(test)]
             faults: Faults::default(),
         };
@@ -438,13 +445,21 @@ impl Store {
 
     /// The session of `identity`, if it has one.
     pub fn session(&self, identity: &str) -> Result<Option<Session>> {
-        self.read(|r| {
+        #[cfg(test)]
+        self.injected(false)?;
+        let miss = match self.sessions.get(identity) {
+            Ok(kept) => return Ok(kept),
+            Err(miss) => miss,
+        };
+        let found = self.read(|r| {
             let t = r.open_table(SESSIONS)?;
             match t.get(identity)? {
                 Some(v) => Ok(Some(decode(v.value(), "session")?)),
                 None => Ok(None),
             }
-        })
+        })?;
+        self.sessions.fill(identity, &found, miss);
+        Ok(found)
     }
 
     /// Runs `f` in a group-committed, durable write transaction.

@@ -10,6 +10,7 @@
 //! of records older than its `forget_before`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::registrations::{
     CancelOutcome, NewRegistration, RegisterOutcome, cancel_in, register_in, save_form_in, write_session_bytes,
 };
+use super::sessions::SessionCache;
 use super::{
     AnnounceRefusal, Announcement, Audience, Pending, Result, SUBSCRIBERS, Session, Store, StoreError, Subscriber,
     decode, encode,
@@ -120,7 +122,7 @@ impl Store {
     where
         F: FnMut(Option<&EffectOutcome>) -> Vec<Reply> + Send + 'static,
     {
-        let (durable, job) = turn_job(turn, replies);
+        let (durable, job) = turn_job(turn, replies, self.sessions.clone());
         self.write_with(durable, job)
     }
 
@@ -130,7 +132,7 @@ impl Store {
     where
         F: FnMut(Option<&EffectOutcome>) -> Vec<Reply> + Send + 'static,
     {
-        let (durable, job) = turn_job(turn, replies);
+        let (durable, job) = turn_job(turn, replies, self.sessions.clone());
         self.submit_with(durable, job)
     }
 
@@ -251,6 +253,7 @@ pub type TurnDone = (Option<EffectOutcome>, Vec<Reply>);
 fn turn_job<F>(
     turn: TurnWrite,
     mut replies: F,
+    sessions: Arc<SessionCache>,
 ) -> (bool, impl FnMut(&WriteTransaction) -> Result<TurnDone> + Send + 'static)
 where
     F: FnMut(Option<&EffectOutcome>) -> Vec<Reply> + Send + 'static,
@@ -261,6 +264,7 @@ where
     let job = move |tx: &WriteTransaction| {
         let outcome = turn.effect.as_ref().map(|e| apply(tx, &turn, e)).transpose()?;
         if let Some(bytes) = &session {
+            sessions.writing(&turn.identity);
             write_session_bytes(tx, &turn.identity, bytes.as_deref())?;
         }
         if let Some(change) = &turn.subscriber {
@@ -392,6 +396,53 @@ mod tests {
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
         store.import(&knowledge_with(&[("e1", Some(1))]), &opts(true)).unwrap();
         (dir, store)
+    }
+
+    /// Reads racing the writes never bring back a session older than the
+    /// last commit (the kept sessions, `sessions.rs`), whether the turns
+    /// commit durably or not, and a failed write leaves the old one.
+    #[test]
+    fn a_session_read_after_a_commit_is_that_commit_s() {
+        let (_dir, store) = store();
+        let store = Arc::new(store);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, stop) = (store.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        store.session("racer").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in 1..=300 {
+            let mut w = turn("racer", &format!("m{t}"), t, None);
+            w.message_id = None;
+            w.durable = t % 3 == 0;
+            store.commit_turn(w, |_| Vec::new()).unwrap();
+            assert_eq!(
+                store.session("racer").unwrap().unwrap().updated_at,
+                t,
+                "after commit {t}"
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in readers {
+            r.join().unwrap();
+        }
+        store.inject_faults(false, true);
+        let mut w = turn("racer", "late", 999, None);
+        w.message_id = None;
+        assert!(store.commit_turn(w, |_| Vec::new()).is_err());
+        store.inject_faults(false, false);
+        assert_eq!(
+            store.session("racer").unwrap().unwrap().updated_at,
+            300,
+            "the failed write left it"
+        );
+        store.put_session("racer", None).unwrap();
+        assert_eq!(store.session("racer").unwrap(), None, "removed");
     }
 
     fn turn(identity: &str, message_id: &str, now: i64, effect: Option<Effect>) -> TurnWrite {
