@@ -43,6 +43,22 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// CPU time the process has used (user and system), from
+    /// `/proc/PID/stat`; 0 where there is no such file.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).unwrap_or_default();
+        // After the command's name (in parentheses): utime and stime are
+        // the 12th and 13th fields, in clock ticks.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, r)| r.split_whitespace().collect());
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+            .sum();
+        ticks / clock_ticks_per_second()
+    }
+
     fn rss_mb(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
         status
@@ -51,6 +67,18 @@ impl Proc {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map_or(0.0, |kb| kb / 1024.0)
     }
+}
+
+#[cfg(target_os = "linux")]
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn clock_ticks_per_second() -> f64 {
+    100.0
 }
 
 fn free_port() -> Result<u16> {
@@ -422,8 +450,13 @@ pub async fn bench(
         closed(&cbase, concurrency, 1.0, 1_000_000_000, senders, false).await?;
         let slice = seconds / rounds as f64;
         let (mut ours, mut bare) = (Vec::new(), Vec::new());
+        // Serve's CPU time over its plain rounds (it idles through the
+        // ceiling's).
+        let mut serve_cpu = 0.0;
         for r in 0..rounds as u64 {
+            let before = server.cpu_seconds();
             ours.push(closed(&base, concurrency, slice, r * 100_000_000, senders, false).await?);
+            serve_cpu += server.cpu_seconds() - before;
             bare.push(closed(&cbase, concurrency, slice, r * 100_000_000, senders, false).await?);
         }
         drop(ceiling_server);
@@ -497,6 +530,10 @@ pub async fn bench(
             fixed.requests, fixed.errors, fixed.p50_ms, fixed.p99_ms
         );
         println!("RSS idle {idle:.1} MB, loaded {loaded:.1} MB");
+        println!(
+            "serve's CPU per plain message: {:.1} µs (user and system, all its threads)",
+            serve_cpu * 1e6 / ours.requests.max(1) as f64
+        );
         anyhow::Ok(())
     }
     .await;
