@@ -374,6 +374,30 @@ mod tests {
     }
 
     #[test]
+    fn the_lexicon_covers_common_industries_and_services() {
+        let l = lex();
+        assert!(l.len() >= 180, "{}", l.len());
+        for (text, id) in [
+            ("做汽车零部件的公司", "automotive"),
+            ("wastewater treatment companies", "water-treatment"),
+            ("有做光模块的吗", "photonics-lasers"),
+            ("合同到期想搬走", "move-out"),
+            ("园区有ATM吗", "shops-banks"),
+            ("外籍员工怎么办工作签证", "foreign-staff"),
+        ] {
+            assert!(ids(&l, text).contains(&id.to_string()), "{text}: {:?}", ids(&l, text));
+        }
+        // Words with an everyday second meaning are left out.
+        for (text, id) in [
+            ("安全出口在哪", "import-export-trade"),
+            ("原产地产品", "real-estate-property"),
+            ("who led the event", "displays-optoelectronics"),
+        ] {
+            assert!(!ids(&l, text).contains(&id.to_string()), "{text}: {:?}", ids(&l, text));
+        }
+    }
+
+    #[test]
     fn a_park_extends_a_concept_and_adds_new_ones() {
         let park = vec![
             Concept {
