@@ -10,7 +10,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::knowledge::{Knowledge, Lang};
 use crate::phrasebook::Phrasebook;
-use crate::search::{Index, Item};
+use crate::search::{Index, Item, Query};
 use crate::store::Store;
 
 /// Knowledge and its index, swapped as one after an import.
@@ -23,9 +23,47 @@ pub struct Brain {
     /// while this knowledge holds: the same words asked again (a menu
     /// key's message, a popular question) are not read and ranked again.
     pub(crate) understood: Memo<crate::bot::Understood>,
+    /// Messages as read into words (a function of the text alone, kept
+    /// under the text as sent): menu keys and popular questions are
+    /// normalized and cut into terms once.
+    queries: Memo<Query>,
     /// The short summaries shown in list lines, per enterprise and FAQ
     /// and language, made when first shown.
     pub(crate) shorts: Shorts,
+    /// Each item's stable key (`kind:id`), as kept in a list's rest.
+    pub(crate) keys: ItemKeys,
+}
+
+/// `kind:id` of every item, made once per knowledge: a long list keeps
+/// dozens of them for "more", now shared instead of formatted each time.
+pub(crate) struct ItemKeys {
+    field: Vec<Arc<str>>,
+    enterprise: Vec<Arc<str>>,
+    event: Vec<Arc<str>>,
+    faq: Vec<Arc<str>>,
+}
+
+impl ItemKeys {
+    fn new(k: &Knowledge) -> ItemKeys {
+        fn keys<'a>(kind: &str, ids: impl Iterator<Item = &'a String>) -> Vec<Arc<str>> {
+            ids.map(|id| Arc::from(format!("{kind}:{id}"))).collect()
+        }
+        ItemKeys {
+            field: keys("field", k.field.iter().map(|x| &x.id)),
+            enterprise: keys("enterprise", k.enterprise.iter().map(|x| &x.id)),
+            event: keys("event", k.event.iter().map(|x| &x.id)),
+            faq: keys("faq", k.faq.iter().map(|x| &x.id)),
+        }
+    }
+
+    pub(crate) fn get(&self, item: Item) -> &Arc<str> {
+        match item {
+            Item::Field(i) => &self.field[i],
+            Item::Enterprise(i) => &self.enterprise[i],
+            Item::Event(i) => &self.event[i],
+            Item::Faq(i) => &self.faq[i],
+        }
+    }
 }
 
 /// List-line summaries (a function of the knowledge only), one slot per
@@ -101,6 +139,13 @@ impl<V> Memo<V> {
 }
 
 impl Brain {
+    /// `text` read into words ([`Query::new`]), kept for the next time it
+    /// is sent.
+    pub fn query(&self, text: &str) -> Arc<Query> {
+        // A query does not depend on the day: one day serves for all.
+        self.queries.get_or(text, Date::MIN, || Query::new(text))
+    }
+
     pub fn new(knowledge: Knowledge) -> Brain {
         let index = Index::build(&knowledge);
         let mut members = vec![Vec::new(); knowledge.field.len()];
@@ -117,10 +162,12 @@ impl Brain {
         }
         Brain {
             shorts: Shorts::new(&knowledge),
+            keys: ItemKeys::new(&knowledge),
             knowledge,
             index,
             members,
             understood: Memo::new(),
+            queries: Memo::new(),
         }
     }
 
@@ -128,6 +175,7 @@ impl Brain {
     /// and rank them again (benchmarks of a question's first reading).
     pub fn forget_understood(&self) {
         self.understood.clear();
+        self.queries.clear();
     }
 }
 

@@ -77,7 +77,7 @@ mod tests {
     fn list(n: usize) -> MoreList {
         MoreList {
             shown: n,
-            rest: vec![format!("event:e{n}")],
+            rest: vec![std::sync::Arc::from(format!("event:e{n}"))].into(),
             unlisted: 0,
         }
     }

@@ -170,14 +170,8 @@ pub fn line(ctx: &Ctx, item: Item) -> String {
 }
 
 /// A stable key for an item, kept in a `MoreList`.
-pub fn key(ctx: &Ctx, item: Item) -> String {
-    let k = &ctx.brain.knowledge;
-    match item {
-        Item::Field(i) => format!("field:{}", k.field[i].id),
-        Item::Enterprise(i) => format!("enterprise:{}", k.enterprise[i].id),
-        Item::Event(i) => format!("event:{}", k.event[i].id),
-        Item::Faq(i) => format!("faq:{}", k.faq[i].id),
-    }
+pub fn key(ctx: &Ctx, item: Item) -> std::sync::Arc<str> {
+    ctx.brain.keys.get(item).clone()
 }
 
 /// The item a key names, if it still exists.

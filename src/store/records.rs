@@ -55,8 +55,9 @@ pub struct DialogState {
 pub struct MoreList {
     /// Number of items already shown (the next item's number is this + 1).
     pub shown: usize,
-    /// `kind:id` of each item not yet shown, in order (at most a few pages).
-    pub rest: Vec<String>,
+    /// `kind:id` of each item not yet shown, in order (at most a few
+    /// pages); shared, as it is copied with the session on every message.
+    pub rest: std::sync::Arc<[std::sync::Arc<str>]>,
     /// Items after `rest` that are not kept (a very long list).
     #[serde(default)]
     pub unlisted: usize,
@@ -141,4 +142,23 @@ pub struct Subscriber {
     /// (Telegram's 403); cleared when they start it again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub blocked: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A list's rest is shared in memory but written as before: sessions
+    /// saved by earlier versions read back, and the same JSON is written.
+    #[test]
+    fn a_list_rest_keeps_its_stored_form() {
+        let stored = r#"{"lang":null,"more":{"shown":5,"rest":["event:e1","faq:f2"],"unlisted":3},"dialog":null,"updated_at":7}"#;
+        let s: Session = serde_json::from_str(stored).unwrap();
+        let more = s.more.as_ref().unwrap();
+        assert_eq!(
+            more.rest.iter().map(|k| &**k).collect::<Vec<_>>(),
+            ["event:e1", "faq:f2"]
+        );
+        assert_eq!(serde_json::to_string(&s).unwrap(), stored);
+    }
 }
