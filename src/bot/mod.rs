@@ -628,11 +628,12 @@ impl Bot {
         if text.chars().count() > max {
             return Ok(Decision::reply(ctx.t("message_too_long", &[("max", &max.to_string())])));
         }
-        let q = Query::new(text);
+        let q = ctx.brain.query(text);
+        let q = &*q;
         let intents = &self.phrases.intents;
-        let subscription = if intents.unsubscribe.is_whole(&q) {
+        let subscription = if intents.unsubscribe.is_whole(q) {
             Some((SubscriberChange::Unsubscribe, "unsubscribed"))
-        } else if intents.subscribe.is_whole(&q) {
+        } else if intents.subscribe.is_whole(q) {
             Some((SubscriberChange::Subscribe { scene: None }, "subscribed"))
         } else {
             None
@@ -643,26 +644,26 @@ impl Bot {
                 ..Decision::reply(ctx.t(key, &[]))
             });
         }
-        if let Some(command) = staff::command(&self.phrases, &q, text) {
+        if let Some(command) = staff::command(&self.phrases, q, text) {
             if !turn.staff {
                 return Ok(Decision::reply(ctx.t("staff_only", &[])));
             }
             return Ok(Decision::reply(staff::answer(ctx, command)?));
         }
-        if let Some(asked) = self.language_request(&q, text) {
+        if let Some(asked) = self.language_request(q, text) {
             return Ok(match asked {
                 Some(lang) => self.switch_language(session, lang),
                 None => self.offer_languages(ctx),
             });
         }
         Ok(
-            match dialog::handle(&self.dialogs, turn, session, Said::Text(text, &q))? {
+            match dialog::handle(&self.dialogs, turn, session, Said::Text(text, q))? {
                 dialog::Outcome::Step(step) => Decision::step(step, session),
-                dialog::Outcome::NotMine if self.phrases.intents.more.is_whole(&q) => {
+                dialog::Outcome::NotMine if self.phrases.intents.more.is_whole(q) => {
                     Decision::reply(answer::more(ctx, session)?)
                 }
                 dialog::Outcome::NotMine => {
-                    let r = answer::answer(ctx, &q)?;
+                    let r = answer::answer(ctx, q)?;
                     if let Some(kind) = r.route.missed() {
                         self.record_miss(ctx, turn.identity, text, kind);
                     }
