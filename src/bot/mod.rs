@@ -291,6 +291,7 @@ impl Bot {
                 match processed {
                     Ok(Processed::Done(replies)) => {
                         drop(ticket); // the next message of this identity may go
+                        drop(core); // see below
                         let _ = tx.send(replies);
                     }
                     // The commit is awaited on the async side: no thread
@@ -308,6 +309,9 @@ impl Bot {
                                 Err(e) => core.unavailable(lang, &e),
                             };
                             drop(ticket);
+                            // Before the caller has the replies: whoever drops
+                            // the last handle on the bot then closes its store.
+                            drop(core);
                             let _ = tx.send(replies);
                         });
                     }
@@ -315,7 +319,9 @@ impl Bot {
                         let panic = panic_message(panic.as_ref());
                         tracing::error!(identity = %msg.identity, panic = %panic, "handling a message failed");
                         drop(ticket);
-                        let _ = tx.send(vec![Reply::text(core.phrases.t("unavailable", first, &[]))]);
+                        let replies = vec![Reply::text(core.phrases.t("unavailable", first, &[]))];
+                        drop(core);
+                        let _ = tx.send(replies);
                     }
                 }
             });
