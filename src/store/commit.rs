@@ -111,8 +111,8 @@ impl Counter {
 
 impl Committer {
     /// Starts the writer thread; `after_batch` runs after each batch is
-    /// over (committed or not), before its callers are told.
-    pub(super) fn start(db: Arc<Database>, after_batch: Box<dyn Fn() + Send>) -> Committer {
+    /// over, with whether it was committed, before its callers are told.
+    pub(super) fn start(db: Arc<Database>, after_batch: Box<dyn Fn(bool) + Send>) -> Committer {
         let (queue, rx) = channel::<Request>();
         let counter = Counter::default();
         #[cfg(test)]
@@ -187,7 +187,7 @@ impl Drop for Committer {
     }
 }
 
-fn run(db: &Database, rx: &Receiver<Request>, counter: &Counter, after_batch: &dyn Fn()) {
+fn run(db: &Database, rx: &Receiver<Request>, counter: &Counter, after_batch: &dyn Fn(bool)) {
     // When the first non-durable commit since the last durable one happened.
     let mut lazy_since: Option<Instant> = None;
     loop {
@@ -212,7 +212,7 @@ fn run(db: &Database, rx: &Receiver<Request>, counter: &Counter, after_batch: &d
         let overdue = lazy_since.is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
         let durable = overdue || batch.iter().any(|r| r.durable);
         let result = run_batch(db, &mut batch, durable);
-        after_batch();
+        after_batch(result.is_ok());
         match result {
             Ok(values) => {
                 note_commit(&mut lazy_since, durable, counter);
@@ -227,7 +227,7 @@ fn run(db: &Database, rx: &Receiver<Request>, counter: &Counter, after_batch: &d
                 for mut r in batch {
                     let durable = overdue || r.durable;
                     let result = run_batch(db, std::slice::from_mut(&mut r), durable).map(|mut v| v.remove(0));
-                    after_batch();
+                    after_batch(result.is_ok());
                     if result.is_ok() {
                         note_commit(&mut lazy_since, durable, counter);
                     }
@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn a_failing_or_panicking_job_fails_alone() {
         let (_dir, db) = db();
-        let c = Arc::new(Committer::start(db.clone(), Box::new(|| {})));
+        let c = Arc::new(Committer::start(db.clone(), Box::new(|_| {})));
         // Hold the writer busy so that the 50 jobs queue up into one batch.
         let (go_tx, go_rx) = sync_channel::<()>(0);
         let go_rx = std::sync::Mutex::new(Some(go_rx));
@@ -398,7 +398,7 @@ mod tests {
     #[test]
     fn lazy_writes_become_durable_under_steady_traffic() {
         let (_dir, db) = db();
-        let c = Committer::start(db, Box::new(|| {}));
+        let c = Committer::start(db, Box::new(|_| {}));
         put(&c, true, 0).unwrap();
         let base = c.durable_commits();
         let start = Instant::now();

@@ -238,7 +238,10 @@ impl Store {
         let ended = sessions.clone();
         let store = Store {
             db: Db::Writable {
-                committer: commit::Committer::start(db.clone(), Box::new(move || ended.batch_ended())),
+                committer: commit::Committer::start(
+                    db.clone(),
+                    Box::new(move |committed| ended.batch_ended(committed)),
+                ),
                 db,
             },
             path: path.to_path_buf(),

@@ -7,7 +7,8 @@
 //! found committed or nothing:
 //! - the writer thread marks an identity as being written before its
 //!   session is written (inside the transaction), which drops its entry,
-//!   and says when the batch is over (committed or not);
+//!   and says when the batch is over: committed, what it wrote is kept
+//!   (it is what the store now holds); not committed, it is forgotten;
 //! - a read that misses fills the entry only if no write was marked or
 //!   ended since the read began (an epoch counts them), and the identity
 //!   is not being written.
@@ -15,7 +16,7 @@
 //! So a read never brings back a value older than a commit it could have
 //! seen. Bounded by count: when full it starts again empty.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::Session;
@@ -34,8 +35,9 @@ struct Inner {
     kept: HashMap<String, Option<Session>>,
     /// Moves on every write marked and every batch ended.
     epoch: u64,
-    /// Identities written in the batch being committed.
-    writing: HashSet<String>,
+    /// Identities written in the batch being committed, with what was
+    /// written (kept once the batch commits).
+    writing: HashMap<String, Option<Session>>,
 }
 
 /// A miss: the epoch the read began in, for [`SessionCache::fill`].
@@ -60,7 +62,7 @@ impl SessionCache {
     /// ended since the read began.
     pub(super) fn fill(&self, identity: &str, session: &Option<Session>, miss: Miss) {
         let mut inner = self.lock();
-        if inner.epoch != miss.0 || inner.writing.contains(identity) {
+        if inner.epoch != miss.0 || inner.writing.contains_key(identity) {
             return;
         }
         if inner.kept.len() >= KEPT {
@@ -69,21 +71,29 @@ impl SessionCache {
         inner.kept.insert(identity.to_string(), session.clone());
     }
 
-    /// The writer is about to write `identity`'s session.
-    pub(super) fn writing(&self, identity: &str) {
+    /// The writer is about to write `session` as `identity`'s.
+    pub(super) fn writing(&self, identity: &str, session: &Option<Session>) {
         let mut inner = self.lock();
         inner.epoch += 1;
         inner.kept.remove(identity);
-        inner.writing.insert(identity.to_string());
+        inner.writing.insert(identity.to_string(), session.clone());
     }
 
-    /// The writer's batch is over, committed or not: the store now holds
-    /// what reads will find.
-    pub(super) fn batch_ended(&self) {
+    /// The writer's batch is over: what it wrote is kept if it was
+    /// committed (the store now holds it), else forgotten (reads find the
+    /// old sessions in the store).
+    pub(super) fn batch_ended(&self, committed: bool) {
         let mut inner = self.lock();
-        if !inner.writing.is_empty() {
-            inner.epoch += 1;
-            inner.writing.clear();
+        if inner.writing.is_empty() {
+            return;
+        }
+        inner.epoch += 1;
+        let written = std::mem::take(&mut inner.writing);
+        if committed {
+            if inner.kept.len() + written.len() > KEPT {
+                inner.kept.clear();
+            }
+            inner.kept.extend(written);
         }
     }
 
@@ -108,22 +118,29 @@ mod tests {
     fn a_read_that_began_before_a_write_does_not_fill() {
         let c = SessionCache::default();
         let miss = c.get("a").unwrap_err();
-        c.writing("a");
+        c.writing("a", &at(2));
         c.fill("a", &at(1), miss);
         assert!(c.get("a").is_err(), "the old value is not kept");
         // Read while the batch is being committed: not kept either.
         let miss = c.get("a").unwrap_err();
         c.fill("a", &at(1), miss);
         assert!(c.get("a").is_err());
-        c.batch_ended();
+        c.batch_ended(true);
+        assert_eq!(c.get("a").ok(), Some(at(2)), "what was committed is kept");
+    }
+
+    #[test]
+    fn a_batch_that_failed_leaves_the_store_s_value_to_reads() {
+        let c = SessionCache::default();
         let miss = c.get("a").unwrap_err();
-        c.fill("a", &at(2), miss);
-        assert_eq!(c.get("a").ok(), Some(at(2)));
-        // The next write drops it.
-        c.writing("a");
+        c.fill("a", &at(1), miss);
+        c.writing("a", &at(2));
         assert!(c.get("a").is_err());
-        c.batch_ended();
-        assert_eq!(c.len(), 0);
+        c.batch_ended(false);
+        let miss = c.get("a").unwrap_err();
+        c.fill("a", &at(1), miss);
+        assert_eq!(c.get("a").ok(), Some(at(1)));
+        assert_eq!(c.len(), 1);
     }
 
     #[test]

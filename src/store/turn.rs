@@ -263,8 +263,8 @@ where
     let session: Option<Option<Vec<u8>>> = turn.session.as_ref().map(|s| s.as_ref().map(encode));
     let job = move |tx: &WriteTransaction| {
         let outcome = turn.effect.as_ref().map(|e| apply(tx, &turn, e)).transpose()?;
-        if let Some(bytes) = &session {
-            sessions.writing(&turn.identity);
+        if let (Some(bytes), Some(written)) = (&session, &turn.session) {
+            sessions.writing(&turn.identity, written);
             write_session_bytes(tx, &turn.identity, bytes.as_deref())?;
         }
         if let Some(change) = &turn.subscriber {
