@@ -285,11 +285,12 @@ impl Fields<'_> {
     }
 
     /// The trimmed value, `None` when absent or blank.
+    fn trimmed(&self, name: &str) -> Option<&str> {
+        self.get(name).map(str::trim).filter(|v| !v.is_empty())
+    }
+
     fn optional(&self, name: &str) -> Option<String> {
-        self.get(name)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
+        self.trimmed(name).map(str::to_owned)
     }
 
     fn required(&self, name: &'static str) -> Result<String, XmlError> {
@@ -297,9 +298,7 @@ impl Fields<'_> {
     }
 
     fn integer(&self, name: &'static str) -> Result<i64, XmlError> {
-        self.get(name)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
+        self.trimmed(name)
             .ok_or(XmlError::Missing(name))?
             .parse()
             .map_err(|_| XmlError::Invalid(name))
