@@ -358,6 +358,12 @@ impl Worker {
                         _ = tokio::time::sleep_until(until) => {}
                     }
                 }
+                // Read in a batch a moment ago: not if it was stopped
+                // since. Asked before the pacer, so that the pacer's
+                // window holds only sends that go, at the time they go.
+                if !me.still_pending(d.message.id).await {
+                    continue;
+                }
                 tokio::select! {
                     _ = stop.changed() => break 'work,
                     _ = pacer.take() => {}
@@ -378,14 +384,18 @@ impl Worker {
         let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all)).await;
     }
 
+    /// Whether record `id` is still to be sent (a store that cannot be
+    /// read says yes: the send's record will tell).
+    async fn still_pending(&self, id: u64) -> bool {
+        let store = self.store.clone();
+        !matches!(
+            tokio::task::spawn_blocking(move || store.is_pending(id)).await,
+            Ok(Ok(false))
+        )
+    }
+
     async fn deliver(&self, d: Due, on_the_way: &Mutex<HashSet<u64>>) {
         let id = d.message.id;
-        // Read in a batch a moment ago: not if it was stopped since.
-        let store = self.store.clone();
-        if let Ok(Ok(false)) = tokio::task::spawn_blocking(move || store.is_pending(id)).await {
-            on_the_way.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-            return;
-        }
         let result = match Identity::parse(&d.message.to) {
             Some(to) => self.courier.send(&to, d.text()).await,
             None => Err(Failure::Permanent(format!("{:?} is not an identity", d.message.to))),
