@@ -189,6 +189,12 @@ pub fn encrypted_reply(encrypt: &str, msg_signature: &str, timestamp: &str, nonc
 fn push_cdata(out: &mut String, text: &str) {
     out.push_str("<![CDATA[");
     let text = strip_controls(text);
+    // Almost no text holds a `]` (one byte search, word by word).
+    if !text.contains(']') {
+        out.push_str(&text);
+        out.push_str("]]>");
+        return;
+    }
     let mut pieces = text.split("]]>");
     if let Some(first) = pieces.next() {
         out.push_str(first);
@@ -222,12 +228,19 @@ fn unwanted(c: char) -> bool {
 /// never a continuation byte, so no match starts inside another character.
 fn has_unwanted(s: &str) -> bool {
     let b = s.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| match c {
+    let at = |i: usize| match b[i] {
         b'\t' | b'\n' | b'\r' => false,
         0..0x20 | 0x7f => true,
         0xc2 => b.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)),
         0xef => b.get(i + 1) == Some(&0xbf) && matches!(b.get(i + 2), Some(0xbe | 0xbf)),
         _ => false,
+    };
+    // Stretches of text without a byte such a character starts with are
+    // passed over a chunk at a time, without a branch per byte.
+    const CHUNK: usize = 32;
+    let suspect = |c: u8| (c < 0x20 && c != b'\n') | (c == 0x7f) | (c == 0xc2) | (c == 0xef);
+    b.chunks(CHUNK).enumerate().any(|(n, chunk)| {
+        chunk.iter().fold(false, |seen, &c| seen | suspect(c)) && (n * CHUNK..n * CHUNK + chunk.len()).any(at)
     })
 }
 
@@ -691,6 +704,19 @@ oyORnuP8q7ou2gfYjqLzSIWZf0rs</FromUserName><CreateTime><![CDATA[1409735668]]></C
             let inside = format!("a{c}中");
             assert_eq!(has_unwanted(&alone), unwanted(c), "U+{:04X}", c as u32);
             assert_eq!(has_unwanted(&inside), unwanted(c), "U+{:04X} inside", c as u32);
+        }
+        // At every place in a text longer than the check's chunks.
+        for c in ['\u{1}', '\u{7f}', '\u{85}', '\u{fffe}', '\u{ffff}', '，', '\n', 'é'] {
+            for at in 0..70 {
+                let text: String = "园区a"
+                    .chars()
+                    .cycle()
+                    .take(at)
+                    .chain([c])
+                    .chain("停车b".chars().cycle().take(40))
+                    .collect();
+                assert_eq!(has_unwanted(&text), unwanted(c), "U+{:04X} at {at}", c as u32);
+            }
         }
     }
 
