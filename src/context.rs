@@ -27,9 +27,8 @@ pub struct Brain {
     /// under the text as sent): menu keys and popular questions are
     /// normalized and cut into terms once.
     queries: Memo<Query>,
-    /// The short summaries shown in list lines, per enterprise and FAQ
-    /// and language, made when first shown.
-    pub(crate) shorts: Shorts,
+    /// List lines and events' times, made when first shown.
+    pub(crate) shown: Shown,
     /// Each item's stable key (`kind:id`), as kept in a list's rest.
     pub(crate) keys: ItemKeys,
 }
@@ -66,31 +65,48 @@ impl ItemKeys {
     }
 }
 
-/// List-line summaries (a function of the knowledge only), one slot per
-/// item and language.
-pub(crate) struct Shorts {
-    enterprise: Vec<[OnceLock<String>; 2]>,
-    faq: Vec<[OnceLock<String>; 2]>,
+/// Texts shown again and again that depend only on the knowledge and the
+/// bot's wording (its phrasebook never changes while it runs): each item's
+/// list line and each event's start time, one slot per language, made
+/// when first shown.
+pub(crate) struct Shown {
+    field: Vec<Slot>,
+    enterprise: Vec<Slot>,
+    event: Vec<Slot>,
+    faq: Vec<Slot>,
+    /// Events' start times, as written in replies.
+    when: Vec<Slot>,
 }
 
-impl Shorts {
-    fn new(k: &Knowledge) -> Shorts {
+/// One text per language.
+type Slot = [OnceLock<String>; 2];
+
+impl Shown {
+    fn new(k: &Knowledge) -> Shown {
         let slots = |n: usize| (0..n).map(|_| [OnceLock::new(), OnceLock::new()]).collect();
-        Shorts {
+        Shown {
+            field: slots(k.field.len()),
             enterprise: slots(k.enterprise.len()),
+            event: slots(k.event.len()),
             faq: slots(k.faq.len()),
+            when: slots(k.event.len()),
         }
     }
 
-    /// An enterprise's or FAQ's short text in `lang`, made by `make` the
-    /// first time.
-    pub(crate) fn get(&self, item: Item, lang: Lang, make: impl FnOnce() -> String) -> &str {
+    /// `item`'s list line in `lang`, made by `make` the first time.
+    pub(crate) fn line(&self, item: Item, lang: Lang, make: impl FnOnce() -> String) -> &str {
         let slot = match item {
+            Item::Field(i) => &self.field[i],
             Item::Enterprise(i) => &self.enterprise[i],
+            Item::Event(i) => &self.event[i],
             Item::Faq(i) => &self.faq[i],
-            Item::Field(_) | Item::Event(_) => unreachable!("fields and events are shown without a summary"),
         };
         slot[lang as usize].get_or_init(make)
+    }
+
+    /// When event `i` starts, in `lang`, made by `make` the first time.
+    pub(crate) fn when(&self, i: usize, lang: Lang, make: impl FnOnce() -> String) -> &str {
+        self.when[i][lang as usize].get_or_init(make)
     }
 }
 
@@ -161,7 +177,7 @@ impl Brain {
             }
         }
         Brain {
-            shorts: Shorts::new(&knowledge),
+            shown: Shown::new(&knowledge),
             keys: ItemKeys::new(&knowledge),
             knowledge,
             index,

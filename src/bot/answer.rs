@@ -327,7 +327,7 @@ fn events_of(ctx: &Ctx, period: &when::Period, hits: &[Hit]) -> Answered {
     match found.as_slice() {
         [] => Ok(Answer::plain(ctx.t("events_none_in", &[]), Route::Events)),
         [only] => {
-            let text = render::event(ctx, &k.event[*only])?;
+            let text = render::event(ctx, *only)?;
             Ok(Answer::plain(text, Route::Events))
         }
         _ => {
@@ -348,7 +348,7 @@ fn one(ctx: &Ctx, top: &Hit, hits: &[Hit], fields: &[usize]) -> Answered {
     let k = &ctx.brain.knowledge;
     let mut text = match top.item {
         Item::Enterprise(i) => render::enterprise(ctx, &k.enterprise[i]),
-        Item::Event(i) => render::event(ctx, &k.event[i])?,
+        Item::Event(i) => render::event(ctx, i)?,
         Item::Faq(i) => render::faq(ctx, &k.faq[i]),
         Item::Field(_) => unreachable!("fields are answered as lists"),
     };

@@ -46,10 +46,12 @@ pub fn enterprise(ctx: &Ctx, e: &Enterprise) -> String {
     lines.join("\n")
 }
 
-pub fn event(ctx: &Ctx, ev: &Event) -> Result<String, StoreError> {
+/// Event `i` in full: when, where, seats left and how to sign up.
+pub fn event(ctx: &Ctx, i: usize) -> Result<String, StoreError> {
     let l = ctx.lang;
+    let ev = &ctx.brain.knowledge.event[i];
     let mut lines = vec![ev.title.get(l).to_string()];
-    let mut when = ctx.phrases.datetime(ev.starts_at.0, l);
+    let mut when = starts(ctx, i).to_string();
     if let Some(end) = ev.ends_at {
         if end.0.date() == ev.starts_at.0.date() {
             when.push_str(&format!("–{:02}:{:02}", end.0.hour(), end.0.minute()));
@@ -132,14 +134,19 @@ fn short(s: &str, lang: Lang) -> String {
     }
 }
 
-/// One line of a list (without its number).
-pub fn line(ctx: &Ctx, item: Item) -> String {
+/// One line of a list (without its number): the same for every reply
+/// while the knowledge holds, so made once per item and language.
+pub fn line<'a>(ctx: &Ctx<'a>, item: Item) -> &'a str {
+    ctx.brain.shown.line(item, ctx.lang, || make_line(ctx, item))
+}
+
+fn make_line(ctx: &Ctx, item: Item) -> String {
     let k = &ctx.brain.knowledge;
     let l = ctx.lang;
     match item {
         Item::Enterprise(i) => {
             let e = &k.enterprise[i];
-            let s = ctx.brain.shorts.get(item, l, || short(e.summary.get(l), l));
+            let s = short(e.summary.get(l), l);
             if s.is_empty() {
                 e.name.get(l).to_string()
             } else {
@@ -148,7 +155,7 @@ pub fn line(ctx: &Ctx, item: Item) -> String {
         }
         Item::Event(i) => {
             let ev = &k.event[i];
-            let when = ctx.phrases.datetime(ev.starts_at.0, l);
+            let when = starts(ctx, i);
             if ev.venue.is_blank() {
                 format!("{} — {}", ev.title.get(l), when)
             } else {
@@ -161,12 +168,16 @@ pub fn line(ctx: &Ctx, item: Item) -> String {
             let count = ctx.brain.members[i].len().to_string();
             ctx.t("fields_item", &[("field", f.name.get(l)), ("count", &count)])
         }
-        Item::Faq(i) => ctx
-            .brain
-            .shorts
-            .get(item, l, || short(k.faq[i].answer.get(l), l))
-            .to_string(),
+        Item::Faq(i) => short(k.faq[i].answer.get(l), l),
     }
+}
+
+/// When event `i` starts, as written in replies.
+fn starts<'a>(ctx: &Ctx<'a>, i: usize) -> &'a str {
+    let ev = &ctx.brain.knowledge.event[i];
+    ctx.brain
+        .shown
+        .when(i, ctx.lang, || ctx.phrases.datetime(ev.starts_at.0, ctx.lang))
 }
 
 /// A stable key for an item, kept in a `MoreList`.
@@ -198,34 +209,43 @@ pub fn list(
     unlisted: usize,
     footer: Option<String>,
 ) -> (String, Option<MoreList>) {
-    let mut out = Vec::new();
-    if !heading.is_empty() {
-        out.push(heading.to_string());
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    fn next_line(out: &mut String) {
+        if !out.is_empty() {
+            out.push('\n');
+        }
     }
+    out.push_str(heading);
     let page = &items[..items.len().min(PAGE)];
     for (n, item) in page.iter().enumerate() {
-        out.push(format!("{}. {}", shown + n + 1, line(ctx, *item)));
+        next_line(&mut out);
+        let _ = write!(out, "{}. ", shown + n + 1);
+        out.push_str(line(ctx, *item));
     }
     let rest = &items[page.len()..];
     let kept = &rest[..rest.len().min(KEEP)];
     let unlisted = unlisted + rest.len() - kept.len();
-    let more = if !kept.is_empty() {
-        out.push(ctx.t("more_hint", &[("rest", &(rest.len() + unlisted).to_string())]));
-        Some(MoreList {
+    let (last, more) = if !kept.is_empty() {
+        let more = MoreList {
             shown: shown + page.len(),
             rest: kept.iter().map(|i| key(ctx, *i)).collect(),
             unlisted,
-        })
+        };
+        (
+            Some(ctx.t("more_hint", &[("rest", &(rest.len() + unlisted).to_string())])),
+            Some(more),
+        )
     } else if unlisted > 0 {
-        out.push(ctx.t("more_unlisted", &[("rest", &unlisted.to_string())]));
-        None
+        (Some(ctx.t("more_unlisted", &[("rest", &unlisted.to_string())])), None)
     } else {
-        if let Some(f) = footer {
-            out.push(f);
-        }
-        None
+        (footer, None)
     };
-    (out.join("\n"), more)
+    if let Some(last) = last {
+        next_line(&mut out);
+        out.push_str(&last);
+    }
+    (out, more)
 }
 
 /// Names of items, joined for one line ("a、b、c").

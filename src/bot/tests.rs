@@ -393,10 +393,9 @@ fn a_seat_count_that_cannot_be_read_is_an_error_not_free_seats() {
         now: time::macros::datetime!(2026-11-28 12:00 +08:00),
         lang: Lang::En,
     };
-    let ev = &brain.knowledge.event[0];
-    assert!(render::event(&ctx, ev).unwrap().contains("Seats: 5 of 5 left"));
+    assert!(render::event(&ctx, 0).unwrap().contains("Seats: 5 of 5 left"));
     store.inject_faults(true, false);
-    assert!(render::event(&ctx, ev).is_err());
+    assert!(render::event(&ctx, 0).is_err());
 }
 
 #[tokio::test]
@@ -713,4 +712,31 @@ fn a_question_asked_again_is_understood_once_but_rendered_from_live_state() {
     ctx.now = time::macros::datetime!(2026-11-29 12:00 +08:00);
     assert_eq!(ask(&ctx).unwrap().text, first.text);
     assert_eq!(brain.understood.len(), 1, "replaced, not added");
+}
+
+#[test]
+fn list_lines_and_times_are_kept_per_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&dir.path().join("l.redb"), &events(7));
+    let brain = Brain::new(store.knowledge().unwrap());
+    let phrases = crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap();
+    let ctx = |lang| Ctx {
+        brain: &brain,
+        phrases: &phrases,
+        store: &store,
+        now: time::macros::datetime!(2026-11-28 12:00 +08:00),
+        lang,
+    };
+    let items: Vec<crate::search::Item> = (0..7).map(crate::search::Item::Event).collect();
+    let (en, more) = render::list(&ctx(Lang::En), "Events:", &items, 0, 0, None);
+    let (zh, _) = render::list(&ctx(Lang::Zh), "活动：", &items, 0, 0, None);
+    assert!(en.starts_with("Events:\n1. Salon number 1 — "), "{en}");
+    assert!(zh.starts_with("活动：\n1. 沙龙第1场 — "), "{zh}");
+    assert!(!zh.contains("Salon") && !en.contains("沙龙"), "{en}\n{zh}");
+    assert_eq!(more.map(|m| m.rest.len()), Some(2));
+    // Shown again, the same; an event's own reply starts at the same time.
+    assert_eq!(render::list(&ctx(Lang::En), "Events:", &items, 0, 0, None).0, en);
+    let first_line = en.lines().nth(1).unwrap();
+    let when = first_line.split(" — ").nth(1).unwrap();
+    assert!(render::event(&ctx(Lang::En), 0).unwrap().contains(when), "{when}");
 }
