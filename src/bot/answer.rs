@@ -17,11 +17,17 @@ use crate::search::{Hit, Item, Query, when};
 use crate::store::{MissKind, MoreList, Session, StoreError};
 
 /// An answer and the rest of its list, if it was cut short.
+#[derive(Clone)]
 pub struct Answer {
     pub text: String,
     pub more: Option<MoreList>,
     /// How the answer was found.
     pub route: Route,
+    /// It shows what changes within a day (seats left, whether an event
+    /// is over): made again each time it is asked. Other answers depend on
+    /// the question, the knowledge, the wording and the language only, and
+    /// are kept with the question's understanding.
+    live: bool,
 }
 
 /// How a question was answered (shown by `parkbot explain`; a miss is
@@ -61,7 +67,13 @@ impl Answer {
             text,
             more: None,
             route,
+            live: false,
         }
+    }
+
+    /// This answer, marked as showing live state.
+    fn live(self) -> Answer {
+        Answer { live: true, ..self }
     }
 }
 
@@ -172,6 +184,8 @@ pub struct Understood {
     reading: Reading,
     hits: Vec<Hit>,
     whole: OnceLock<Vec<Hit>>,
+    /// The answer in each language, when it is not [`Answer::live`].
+    said: [OnceLock<Answer>; 2],
 }
 
 /// Where the fields stand in the question.
@@ -195,8 +209,22 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
             reading,
             hits,
             whole: OnceLock::new(),
+            said: [OnceLock::new(), OnceLock::new()],
         }
     });
+    if let Some(said) = understood.said[ctx.lang as usize].get() {
+        return Ok(said.clone());
+    }
+    let answer = decide(ctx, &understood)?;
+    if !answer.live {
+        let _ = understood.said[ctx.lang as usize].set(answer.clone());
+    }
+    Ok(answer)
+}
+
+/// The answer to a question understood.
+fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
+    let index = &ctx.brain.index;
     let Reading {
         q,
         fields,
@@ -293,7 +321,12 @@ pub fn park_today(ctx: &Ctx) -> time::Date {
 /// Events of the period a question names: the one it describes, the only
 /// one, or the list; the first reading of the period that holds events
 /// counts ("九月份" is next September, else the last one).
+/// Events of a period: what is over and seats left change within a day.
 fn events_of(ctx: &Ctx, period: &when::Period, hits: &[Hit]) -> Answered {
+    events_in(ctx, period, hits).map(Answer::live)
+}
+
+fn events_in(ctx: &Ctx, period: &when::Period, hits: &[Hit]) -> Answered {
     let k = &ctx.brain.knowledge;
     let day = |t: &crate::knowledge::Timestamp, offset| t.0.to_offset(offset).date();
     let offset = k.event.first().map_or(ctx.now.offset(), |e| e.starts_at.0.offset());
@@ -338,6 +371,7 @@ fn events_of(ctx: &Ctx, period: &when::Period, hits: &[Hit]) -> Answered {
                 text,
                 more,
                 route: Route::Events,
+                live: true,
             })
         }
     }
@@ -394,7 +428,13 @@ fn one(ctx: &Ctx, top: &Hit, hits: &[Hit], fields: &[usize]) -> Answered {
         }
     }
     let sure = top.full_name || top.named || top.coverage >= CONFIDENCE_LINE;
-    Ok(Answer::plain(text, Route::Item { sure }))
+    let answer = Answer::plain(text, Route::Item { sure });
+    // An event's reply shows its seats left.
+    Ok(if matches!(top.item, Item::Event(_)) {
+        answer.live()
+    } else {
+        answer
+    })
 }
 
 /// The enterprises of field `f`, those the question matched best first.
@@ -435,6 +475,7 @@ fn field_list(ctx: &Ctx, fields: &[usize], hits: &[Hit]) -> Answer {
         text,
         more,
         route: Route::Field,
+        live: false,
     }
 }
 
@@ -446,7 +487,7 @@ pub fn upcoming(ctx: &Ctx) -> Answer {
         .collect();
     events.sort_by_key(|&i| (k.event[i].starts_at, i));
     if events.is_empty() {
-        return Answer::plain(ctx.t("events_none", &[]), Route::Events);
+        return Answer::plain(ctx.t("events_none", &[]), Route::Events).live();
     }
     let items: Vec<Item> = events.into_iter().map(Item::Event).collect();
     let heading = ctx.t("events_list", &[("count", &items.len().to_string())]);
@@ -455,6 +496,7 @@ pub fn upcoming(ctx: &Ctx) -> Answer {
         text,
         more,
         route: Route::Events,
+        live: true,
     }
 }
 
@@ -467,6 +509,7 @@ fn all_fields(ctx: &Ctx) -> Answer {
         text,
         more,
         route: Route::Fields,
+        live: false,
     }
 }
 

@@ -740,3 +740,57 @@ fn list_lines_and_times_are_kept_per_language() {
     let when = first_line.split(" — ").nth(1).unwrap();
     assert!(render::event(&ctx(Lang::En), 0).unwrap().contains(when), "{when}");
 }
+
+#[test]
+fn answers_without_live_state_are_kept_per_language_and_event_answers_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let knowledge = format!(
+        "{}[[field]]\nid = \"vfx\"\nname = {{ zh = \"视频特效\", en = \"video effects\" }}\n\n\
+         [[enterprise]]\nid = \"a\"\nname = {{ zh = \"光梭\", en = \"Lightshuttle\" }}\nfields = [\"vfx\"]\n\n\
+         [[faq]]\nid = \"parking\"\nquestions = [\"停车收费吗\", \"Is parking free?\"]\n\
+         answer = {{ zh = \"停车两小时内免费。\", en = \"Parking is free for two hours.\" }}\n",
+        events(1)
+    );
+    let store = open_store(&dir.path().join("k.redb"), &knowledge);
+    let brain = Brain::new(store.knowledge().unwrap());
+    let phrases = crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap();
+    let ctx = |lang| Ctx {
+        brain: &brain,
+        phrases: &phrases,
+        store: &store,
+        now: time::macros::datetime!(2026-11-28 12:00 +08:00),
+        lang,
+    };
+    let ask = |lang, text: &str| answer::answer(&ctx(lang), &crate::search::Query::new(text));
+    let en = ask(Lang::En, "Is parking free?").unwrap();
+    assert_eq!(en.text, "Parking is free for two hours.");
+    let zh = ask(Lang::Zh, "Is parking free?").unwrap();
+    assert_eq!(zh.text, "停车两小时内免费。", "each language its own");
+    // Kept: asked again while the store cannot be read, the same answer
+    // (it never read the store).
+    store.inject_faults(true, false);
+    assert_eq!(ask(Lang::En, "Is parking free?").unwrap().text, en.text);
+    assert_eq!(ask(Lang::Zh, "Is parking free?").unwrap().text, zh.text);
+    let list = ask(Lang::En, "video effects companies").unwrap();
+    assert!(list.text.contains("Lightshuttle"), "{}", list.text);
+    assert_eq!(ask(Lang::En, "video effects companies").unwrap().text, list.text);
+    // Events show seats: read each time, so a failing store is said.
+    assert!(ask(Lang::En, "When is Salon number 1?").is_err());
+    store.inject_faults(false, false);
+    assert!(
+        ask(Lang::En, "When is Salon number 1?")
+            .unwrap()
+            .text
+            .contains("Seats: 5 of 5 left")
+    );
+    // What is over changes within a day: made again each time.
+    let at = |now| {
+        let c = Ctx { now, ..ctx(Lang::En) };
+        answer::answer(&c, &crate::search::Query::new("upcoming events"))
+            .unwrap()
+            .text
+    };
+    assert!(at(time::macros::datetime!(2027-01-01 12:00 +08:00)).contains("Salon number 1"));
+    let later = at(time::macros::datetime!(2027-01-01 16:00 +08:00));
+    assert!(!later.contains("Salon number 1"), "{later}");
+}
