@@ -39,6 +39,38 @@ fn open_store(path: &std::path::Path, knowledge: &str) -> Arc<Store> {
     Arc::new(store)
 }
 
+/// A store over `knowledge`, its brain and the shipped wording, for tests
+/// of answers and rendering at the pinned time (2026-11-28 12:00 +08:00).
+struct Answering {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    brain: Brain,
+    phrases: crate::phrasebook::Phrasebook,
+}
+
+impl Answering {
+    fn new(knowledge: &str) -> Answering {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(&dir.path().join("a.redb"), knowledge);
+        Answering {
+            brain: Brain::new(store.knowledge().unwrap()),
+            phrases: crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap(),
+            store,
+            _dir: dir,
+        }
+    }
+
+    fn ctx(&self, lang: Lang) -> Ctx<'_> {
+        Ctx {
+            brain: &self.brain,
+            phrases: &self.phrases,
+            store: &self.store,
+            now: time::macros::datetime!(2026-11-28 12:00 +08:00),
+            lang,
+        }
+    }
+}
+
 fn bot_over(store: Arc<Store>) -> Arc<Bot> {
     Arc::new(bot_with(store, Settings::default()))
 }
@@ -381,18 +413,8 @@ async fn a_failing_store_is_said_and_the_dialog_stays_where_it_was() {
 
 #[test]
 fn a_seat_count_that_cannot_be_read_is_an_error_not_free_seats() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir.path().join("r.redb"), &events(1));
-    let k = store.knowledge().unwrap();
-    let brain = Brain::new(k);
-    let phrases = crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap();
-    let ctx = Ctx {
-        brain: &brain,
-        phrases: &phrases,
-        store: &store,
-        now: time::macros::datetime!(2026-11-28 12:00 +08:00),
-        lang: Lang::En,
-    };
+    let a = Answering::new(&events(1));
+    let (ctx, store) = (a.ctx(Lang::En), &a.store);
     assert!(render::event(&ctx, 0).unwrap().contains("Seats: 5 of 5 left"));
     store.inject_faults(true, false);
     assert!(render::event(&ctx, 0).is_err());
@@ -687,17 +709,8 @@ async fn reminders_carry_the_events_time_place_and_the_code_in_both_languages() 
 
 #[test]
 fn a_question_asked_again_is_understood_once_but_rendered_from_live_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir.path().join("m.redb"), &events(1));
-    let brain = Brain::new(store.knowledge().unwrap());
-    let phrases = crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap();
-    let mut ctx = Ctx {
-        brain: &brain,
-        phrases: &phrases,
-        store: &store,
-        now: time::macros::datetime!(2026-11-28 12:00 +08:00),
-        lang: Lang::En,
-    };
+    let a = Answering::new(&events(1));
+    let (mut ctx, store, brain) = (a.ctx(Lang::En), &a.store, &a.brain);
     let ask = |ctx: &Ctx| answer::answer(ctx, &crate::search::Query::new("When is Salon number 1?"));
     let first = ask(&ctx).unwrap();
     assert!(first.text.contains("Seats: 5 of 5 left"), "{}", first.text);
@@ -716,17 +729,8 @@ fn a_question_asked_again_is_understood_once_but_rendered_from_live_state() {
 
 #[test]
 fn list_lines_and_times_are_kept_per_language() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&dir.path().join("l.redb"), &events(7));
-    let brain = Brain::new(store.knowledge().unwrap());
-    let phrases = crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap();
-    let ctx = |lang| Ctx {
-        brain: &brain,
-        phrases: &phrases,
-        store: &store,
-        now: time::macros::datetime!(2026-11-28 12:00 +08:00),
-        lang,
-    };
+    let a = Answering::new(&events(7));
+    let ctx = |lang| a.ctx(lang);
     let items: Vec<crate::search::Item> = (0..7).map(crate::search::Item::Event).collect();
     let (en, more) = render::list(&ctx(Lang::En), "Events:", &items, 0, 0, None);
     let (zh, _) = render::list(&ctx(Lang::Zh), "活动：", &items, 0, 0, None);
@@ -743,7 +747,6 @@ fn list_lines_and_times_are_kept_per_language() {
 
 #[test]
 fn answers_without_live_state_are_kept_per_language_and_event_answers_are_not() {
-    let dir = tempfile::tempdir().unwrap();
     let knowledge = format!(
         "{}[[field]]\nid = \"vfx\"\nname = {{ zh = \"视频特效\", en = \"video effects\" }}\n\n\
          [[enterprise]]\nid = \"a\"\nname = {{ zh = \"光梭\", en = \"Lightshuttle\" }}\nfields = [\"vfx\"]\n\n\
@@ -751,16 +754,8 @@ fn answers_without_live_state_are_kept_per_language_and_event_answers_are_not() 
          answer = {{ zh = \"停车两小时内免费。\", en = \"Parking is free for two hours.\" }}\n",
         events(1)
     );
-    let store = open_store(&dir.path().join("k.redb"), &knowledge);
-    let brain = Brain::new(store.knowledge().unwrap());
-    let phrases = crate::app::load_phrasebook(&crate::config::DialogsConfig::builtin()).unwrap();
-    let ctx = |lang| Ctx {
-        brain: &brain,
-        phrases: &phrases,
-        store: &store,
-        now: time::macros::datetime!(2026-11-28 12:00 +08:00),
-        lang,
-    };
+    let a = Answering::new(&knowledge);
+    let (ctx, store) = (|lang| a.ctx(lang), &a.store);
     let ask = |lang, text: &str| answer::answer(&ctx(lang), &crate::search::Query::new(text));
     let en = ask(Lang::En, "Is parking free?").unwrap();
     assert_eq!(en.text, "Parking is free for two hours.");
