@@ -170,6 +170,10 @@ impl Phrase {
             return spans;
         }
         if self.has_han() || self.words.is_empty() {
+            // Most phrases are not there: one quick search says so.
+            if !q.norm.contains(self.norm.as_str()) {
+                return spans;
+            }
             for byte in occurrences(&q.norm, &self.norm) {
                 // A command ends where its word ends ("/my", not "/mybook").
                 let after = q.norm[byte + self.norm.len()..].chars().next();
