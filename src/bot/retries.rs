@@ -6,69 +6,99 @@
 //! a restart is recognised too.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
 use crate::message::{Identity, Reply};
 
-/// An entry's key: the identity and the message id, one string (`key`),
-/// shared by the map and the eviction order.
-type Key = Arc<str>;
-
+/// Entries are found by a keyed 64-bit hash of their key, computed once
+/// per message: dropping the oldest entry (once per message when full)
+/// then reads neither its key nor hashes it again. The entry keeps its
+/// key, and a look-up compares it, so that two keys with one hash can
+/// never give one person another's replies.
 pub(super) struct Retries {
-    seen: HashMap<Key, (i64, Vec<Reply>)>,
-    /// Insertion order, for eviction: (unix seconds, key).
-    order: VecDeque<(i64, Key)>,
+    seen: HashMap<u64, Entry, BuildHasherDefault<AsIs>>,
+    /// Insertion order, for eviction: (unix seconds, hash).
+    order: VecDeque<(i64, u64)>,
     capacity: usize,
-    /// Where a look-up's key is built, so that looking up allocates nothing.
-    scratch: String,
+    /// Keyed per process (the ids come from outside).
+    hasher: RandomState,
 }
 
-/// Writes the key of `message_id` of `identity` into `out`. The identity
-/// (`channel:id`) never holds a NUL, so the two parts cannot run together.
-fn key_into(out: &mut String, identity: &Identity, message_id: &str) {
-    out.clear();
-    out.push_str(identity.as_str());
-    out.push('\0');
-    out.push_str(message_id);
+struct Entry {
+    /// `identity NUL message id` (an identity never holds a NUL).
+    key: Box<str>,
+    replies: Vec<Reply>,
+}
+
+/// A hash that is already a hash.
+#[derive(Default)]
+struct AsIs(u64);
+
+impl Hasher for AsIs {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here; any other input is folded in.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl Retries {
     pub(super) fn new(capacity: usize) -> Retries {
         Retries {
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             order: VecDeque::new(),
             capacity: capacity.max(1),
-            scratch: String::new(),
+            hasher: RandomState::new(),
         }
+    }
+
+    fn hash(&self, identity: &Identity, message_id: &str) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(identity.as_str().as_bytes());
+        h.write_u8(0);
+        h.write(message_id.as_bytes());
+        h.finish()
     }
 
     /// The replies given to `message_id` of `identity` within `window`
     /// seconds before `now`.
     pub(super) fn get(&mut self, identity: &Identity, message_id: &str, now: i64, window: i64) -> Option<Vec<Reply>> {
         self.evict(now, window);
-        key_into(&mut self.scratch, identity, message_id);
-        self.seen.get(self.scratch.as_str()).map(|(_, r)| r.clone())
+        let entry = self.seen.get(&self.hash(identity, message_id))?;
+        let (who, id) = entry.key.split_once('\0')?;
+        (who == identity.as_str() && id == message_id).then(|| entry.replies.clone())
     }
 
     pub(super) fn put(&mut self, identity: &Identity, message_id: &str, now: i64, replies: &[Reply], window: i64) {
-        key_into(&mut self.scratch, identity, message_id);
-        if let Some(entry) = self.seen.get_mut(self.scratch.as_str()) {
-            *entry = (now, replies.to_vec());
-        } else {
-            let key: Key = Arc::from(self.scratch.as_str());
-            self.seen.insert(key.clone(), (now, replies.to_vec()));
-            self.order.push_back((now, key));
+        let hash = self.hash(identity, message_id);
+        let entry = Entry {
+            key: format!("{}\0{message_id}", identity.as_str()).into_boxed_str(),
+            replies: replies.to_vec(),
+        };
+        // A key seen before, or (once in 2^64) another with its hash:
+        // replaced, and dropped when its first place in the order comes.
+        if self.seen.insert(hash, entry).is_none() {
+            self.order.push_back((now, hash));
         }
         self.evict(now, window);
     }
 
     fn evict(&mut self, now: i64, window: i64) {
-        while let Some((at, _)) = self.order.front() {
-            if self.order.len() <= self.capacity && *at >= now - window {
+        while let Some(&(at, hash)) = self.order.front() {
+            if self.order.len() <= self.capacity && at >= now - window {
                 break;
             }
-            let (_, key) = self.order.pop_front().expect("front exists");
-            self.seen.remove(&*key);
+            self.order.pop_front();
+            self.seen.remove(&hash);
         }
     }
 
@@ -96,5 +126,20 @@ mod tests {
         assert_eq!(r.len(), 3, "bounded by count");
         assert_eq!(r.get(&who, "a", 204, 60), None, "the oldest went first");
         assert!(r.get(&who, "d", 204, 60).is_some());
+    }
+
+    #[test]
+    fn an_entry_found_under_another_key_s_hash_is_not_given() {
+        let (a, b) = (Identity::console("a"), Identity::console("b"));
+        let mut r = Retries::new(10);
+        r.put(&a, "m1", 100, &[Reply::text("a's reply")], 60);
+        // As if (b, m2) hashed like (a, m1).
+        let entry = r.seen.remove(&r.hash(&a, "m1")).unwrap();
+        r.seen.insert(r.hash(&b, "m2"), entry);
+        assert_eq!(r.get(&b, "m2", 101, 60), None);
+        // A message id holding the separator is still told apart.
+        r.put(&a, "x\0y", 102, &[Reply::text("one")], 60);
+        assert_eq!(r.get(&a, "x\0y", 103, 60), Some(vec![Reply::text("one")]));
+        assert_eq!(r.get(&a, "x", 103, 60), None);
     }
 }
