@@ -80,8 +80,12 @@ impl Retries {
 
     pub(super) fn put(&mut self, identity: &Identity, message_id: &str, now: i64, replies: &[Reply], window: i64) {
         let hash = self.hash(identity, message_id);
+        let mut key = String::with_capacity(identity.as_str().len() + 1 + message_id.len());
+        key.push_str(identity.as_str());
+        key.push('\0');
+        key.push_str(message_id);
         let entry = Entry {
-            key: format!("{}\0{message_id}", identity.as_str()).into_boxed_str(),
+            key: key.into_boxed_str(),
             replies: replies.to_vec(),
         };
         // A key seen before, or (once in 2^64) another with its hash:
