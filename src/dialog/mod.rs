@@ -40,6 +40,34 @@ pub const MORE_VALUE: &str = "+more";
 #[derive(Debug, Clone, Default)]
 pub struct Dialogs {
     pub list: Vec<Dialog>,
+    /// Which dialog texts start, for texts sent again and again.
+    starts: Starts,
+}
+
+/// Which dialog a text starts (its index, and the rest of the text) by
+/// the text's normalized form: every message without a dialog in progress
+/// is looked for triggers, and menu keys and popular questions come again
+/// and again. Bounded: when full it starts again empty. A copy of the
+/// dialogs starts empty.
+#[derive(Default)]
+struct Starts(std::sync::Mutex<std::collections::HashMap<String, Option<Start>>>);
+
+/// A dialog's index and the rest of the text around its trigger.
+type Start = (usize, Option<String>);
+
+/// How many texts [`Starts`] keeps.
+const STARTS_KEPT: usize = 512;
+
+impl Clone for Starts {
+    fn clone(&self) -> Starts {
+        Starts::default()
+    }
+}
+
+impl std::fmt::Debug for Starts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Starts")
+    }
 }
 
 impl Dialogs {
@@ -73,7 +101,10 @@ impl Dialogs {
             }
         }
         if problems.is_empty() {
-            Ok(Dialogs { list })
+            Ok(Dialogs {
+                list,
+                starts: Starts::default(),
+            })
         } else {
             Err(problems)
         }
@@ -208,9 +239,25 @@ pub fn handle(dialogs: &Dialogs, turn: &Turn, session: &mut Session, said: Said)
 /// trigger phrase, which may answer the first question in advance (the
 /// longest trigger of any dialog wins).
 fn find_start<'a>(dialogs: &'a Dialogs, q: &Query) -> Option<(&'a Dialog, Option<String>)> {
-    let mut best: Option<(&Dialog, (usize, usize))> = None;
-    for d in &dialogs.list {
-        for span in d.triggers.find(q) {
+    let lock = || dialogs.starts.0.lock().unwrap_or_else(|e| e.into_inner());
+    let kept = lock().get(&q.norm).cloned();
+    let found = kept.unwrap_or_else(|| {
+        let found = look_for_start(dialogs, q);
+        let mut kept = lock();
+        if kept.len() >= STARTS_KEPT {
+            kept.clear();
+        }
+        kept.insert(q.norm.clone(), found.clone());
+        found
+    });
+    found.map(|(i, rest)| (&dialogs.list[i], rest))
+}
+
+/// [`find_start`] without the memory: the index of the dialog.
+fn look_for_start(dialogs: &Dialogs, q: &Query) -> Option<Start> {
+    let mut best: Option<(usize, (usize, usize))> = None;
+    for (d, dialog) in dialogs.list.iter().enumerate() {
+        for span in dialog.triggers.find(q) {
             if best.is_none_or(|(_, b)| span.1 - span.0 > b.1 - b.0) {
                 best = Some((d, span));
             }
@@ -815,6 +862,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_text_s_dialog_is_found_once_and_kept() {
+        let files: Vec<(String, String)> = crate::assets::DIALOGS
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        let dialogs = Dialogs::load(&files).unwrap();
+        let kept = || dialogs.starts.0.lock().unwrap().len();
+        for text in [
+            "我要入驻 光梭科技",
+            "show my registrations please",
+            "停车收费吗",
+            "我要入驻 光梭科技",
+        ] {
+            let q = Query::new(text);
+            let fresh = look_for_start(&dialogs, &q);
+            let found = find_start(&dialogs, &q).map(|(d, rest)| (d.id.clone(), rest));
+            let again = find_start(&dialogs, &q).map(|(d, rest)| (d.id.clone(), rest));
+            assert_eq!(
+                found,
+                fresh.map(|(i, rest)| (dialogs.list[i].id.clone(), rest)),
+                "{text}"
+            );
+            assert_eq!(again, found, "{text}");
+        }
+        assert_eq!(kept(), 3, "one entry per text, a miss included");
+        let q = Query::new("我要入驻 光梭科技");
+        let (d, rest) = find_start(&dialogs, &q).unwrap();
+        assert_eq!((d.id.as_str(), rest.as_deref()), ("inquiry", Some("光梭科技")));
+        assert_eq!(dialogs.clone().starts.0.lock().unwrap().len(), 0, "a copy starts empty");
     }
 
     #[test]
