@@ -193,14 +193,21 @@ impl Pacer {
         }
     }
 
-    async fn take(&mut self) {
+    /// Waits for the next send's slot; the send then either goes
+    /// ([`Pacer::went`]) or gives its slot to the next one
+    /// ([`Pacer::skip`]).
+    async fn wait(&mut self) -> tokio::time::Instant {
         let now = tokio::time::Instant::now();
         let at = self.schedule(now);
         if at > now + TIMER_STEP {
             tokio::time::sleep_until(at).await;
         }
-        // When the send really goes (a late wake-up is later than `at`).
-        self.went(tokio::time::Instant::now().max(at));
+        at
+    }
+
+    /// The send of slot `at` did not go: the next send may take it.
+    fn skip(&mut self, at: tokio::time::Instant) {
+        self.next = at;
     }
 
     /// When the next send may go, asked at `now`; the one after is
@@ -358,16 +365,23 @@ impl Worker {
                         _ = tokio::time::sleep_until(until) => {}
                     }
                 }
+                let slot = tokio::select! {
+                    _ = stop.changed() => break 'work,
+                    at = pacer.wait() => at,
+                };
                 // Read in a batch a moment ago: not if it was stopped
-                // since. Asked before the pacer, so that the pacer's
-                // window holds only sends that go, at the time they go.
-                if !me.still_pending(d.message.id).await {
+                // since (asked right before the send). A record that does
+                // not go gives its slot back, so that the pacer's window
+                // holds only sends that go, at the time they go.
+                let pending = tokio::select! {
+                    _ = stop.changed() => break 'work,
+                    p = me.still_pending(d.message.id) => p,
+                };
+                if !pending {
+                    pacer.skip(slot);
                     continue;
                 }
-                tokio::select! {
-                    _ = stop.changed() => break 'work,
-                    _ = pacer.take() => {}
-                }
+                pacer.went(tokio::time::Instant::now().max(slot));
                 on_the_way
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -518,7 +532,8 @@ mod tests {
         let start = tokio::time::Instant::now();
         let mut at = Vec::new();
         for _ in 0..21 {
-            p.take().await;
+            let slot = p.wait().await;
+            p.went(tokio::time::Instant::now().max(slot));
             at.push(start.elapsed());
         }
         // 20 intervals of 1/100 s (and 4 %), never two at once.
@@ -526,6 +541,22 @@ mod tests {
         for w in at.windows(2) {
             assert!(w[1] > w[0]);
         }
+    }
+
+    #[test]
+    fn a_skipped_slot_goes_to_the_next_send_and_is_not_counted() {
+        let mut p = Pacer::new(10);
+        let start = tokio::time::Instant::now();
+        let first = p.schedule(start);
+        p.went(first);
+        let second = p.schedule(start);
+        assert!(second > first);
+        // Its record was stopped meanwhile: nothing went.
+        p.skip(second);
+        let third = p.schedule(start);
+        assert_eq!(third, second, "the next send takes the slot");
+        p.went(third);
+        assert_eq!(p.recent, [first, third], "the window holds only sends that went");
     }
 
     /// A sender that wakes late catches up, but never puts more than the
