@@ -118,7 +118,7 @@ pub fn form_csv(app: &App, form: &str) -> Result<String> {
     let entries = app.store.forms(form)?;
     let dialogs = super::load_dialogs(&app.config.dialogs).map_err(|p| anyhow::anyhow!("{}", p.join("\n")))?;
     let mut names: Vec<String> = dialogs
-        .list
+        .list()
         .iter()
         .filter(|d| d.form.as_deref() == Some(form))
         .flat_map(|d| d.saved_names().into_iter().map(String::from).collect::<Vec<_>>())

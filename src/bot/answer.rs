@@ -318,14 +318,15 @@ pub fn park_today(ctx: &Ctx) -> time::Date {
     ctx.now.to_offset(offset).date()
 }
 
-/// Events of the period a question names: the one it describes, the only
-/// one, or the list; the first reading of the period that holds events
-/// counts ("九月份" is next September, else the last one).
-/// Events of a period: what is over and seats left change within a day.
+/// Events of a period, always [`Answer::live`]: what is over and the
+/// seats left change within a day.
 fn events_of(ctx: &Ctx, period: &when::Period, hits: &[Hit]) -> Answered {
     events_in(ctx, period, hits).map(Answer::live)
 }
 
+/// Events of the period a question names: the one it describes, the only
+/// one, or the list; the first reading of the period that holds events
+/// counts ("九月份" is next September, else the last one).
 fn events_in(ctx: &Ctx, period: &when::Period, hits: &[Hit]) -> Answered {
     let k = &ctx.brain.knowledge;
     let day = |t: &crate::knowledge::Timestamp, offset| t.0.to_offset(offset).date();

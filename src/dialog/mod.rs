@@ -39,7 +39,7 @@ pub const MORE_VALUE: &str = "+more";
 /// The dialogs of a folder, checked.
 #[derive(Debug, Clone, Default)]
 pub struct Dialogs {
-    pub list: Vec<Dialog>,
+    list: Vec<Dialog>,
     /// Which dialog texts start, for texts sent again and again.
     starts: Starts,
 }
@@ -121,6 +121,12 @@ impl Dialogs {
 
     fn get(&self, id: &str) -> Option<&Dialog> {
         self.list.iter().find(|d| d.id == id)
+    }
+
+    /// The dialogs, in file order (read-only: what a text starts is kept
+    /// by index).
+    pub fn list(&self) -> &[Dialog] {
+        &self.list
     }
 }
 
