@@ -772,3 +772,16 @@ async fn a_sign_up_word_about_something_else_is_a_question_not_a_sign_up() {
     let r = say(&bot, "c", "register").await;
     assert!(r.contains("Export Tax Rebate Policy Briefing"), "{r}");
 }
+
+#[tokio::test]
+async fn asked_who_does_something_a_company_comes_before_the_event_about_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = bot_over(open_store(&dir.path().join("t.redb"), TRADE));
+    let r = say(&bot, "a", "出口退税有人能代办吗").await;
+    assert!(r.starts_with("票税通"), "{r}");
+    let r = say(&bot, "b", "who can handle our export tax rebate").await;
+    assert!(r.starts_with("TaxLink"), "{r}");
+    // Without asking who, the event about it stays first.
+    let r = say(&bot, "c", "出口退税宣讲会在哪").await;
+    assert!(r.starts_with("出口退税新政宣讲会"), "{r}");
+}
