@@ -870,7 +870,9 @@ impl Index {
             if t.concept.is_some() || !explained(t) {
                 said += match found {
                     Some((p, _)) => self.idf(p.len()),
-                    None if t.concept.is_some() || t.han => 0.0,
+                    // A number unknown to the knowledge ("a room for 20")
+                    // is a quantity, not a subject.
+                    None if t.concept.is_some() || t.han || t.text.bytes().all(|b| b.is_ascii_digit()) => 0.0,
                     None => unknown_idf,
                 };
             }
@@ -1280,6 +1282,20 @@ tags = ["班车", "shuttle", "metro"]
         let hit = top(&idx, "光梭激光雷大在哪").unwrap();
         assert_eq!(hit.item, Item::Enterprise(0));
         assert!(hit.full_name);
+    }
+
+    #[test]
+    fn a_number_the_knowledge_lacks_is_no_subject() {
+        let idx = Index::build(&kb());
+        let with = top(&idx, "parking for 20 cars").unwrap();
+        let without = top(&idx, "parking for cars").unwrap();
+        assert_eq!(with.item, Item::Faq(0));
+        assert!(
+            (with.coverage - without.coverage).abs() < 1e-6,
+            "{} {}",
+            with.coverage,
+            without.coverage
+        );
     }
 
     #[test]
