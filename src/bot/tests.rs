@@ -779,6 +779,8 @@ async fn asked_who_does_something_a_company_comes_before_the_event_about_it() {
     let bot = bot_over(open_store(&dir.path().join("t.redb"), TRADE));
     let r = say(&bot, "a", "出口退税有人能代办吗").await;
     assert!(r.starts_with("票税通"), "{r}");
+    let r = say(&bot, "d", "有做出口退税的吗").await;
+    assert!(r.starts_with("票税通"), "{r}");
     let r = say(&bot, "b", "who can handle our export tax rebate").await;
     assert!(r.starts_with("TaxLink"), "{r}");
     // Without asking who, the event about it stays first.
