@@ -125,6 +125,7 @@ const INTENTS: &[&str] = &[
     "stats",
     "staff_registrations",
     "list",
+    "provider",
 ];
 
 #[derive(Deserialize)]
@@ -154,6 +155,9 @@ pub struct Intents {
     pub fields: PhraseSet,
     /// Words that ask for a list of companies ("哪些", "which companies").
     pub list: PhraseSet,
+    /// Words that ask who does something ("谁能", "who can"): a company is
+    /// wanted rather than an event about the same thing.
+    pub provider: PhraseSet,
     pub cancel: PhraseSet,
     pub back: PhraseSet,
     pub yes: PhraseSet,
@@ -269,6 +273,7 @@ impl Phrasebook {
                 events: set("events"),
                 fields: set("fields"),
                 list: set("list"),
+                provider: set("provider"),
                 cancel: set("cancel"),
                 back: set("back"),
                 yes: set("yes"),

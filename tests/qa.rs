@@ -2,8 +2,9 @@
 //! knowledge (`tests/qa/park_eval.json`), over a second, fictional park
 //! (`tests/qa/lakeside.toml`, `lakeside_eval.json`) and over the
 //! development parks of the concept work (`tests/qa/skyport.toml`, mostly
-//! paraphrases, `tests/qa/chaohu.toml`, written the way people talk, and
-//! `tests/qa/weishui.toml`, an agri-food park in the same style) —
+//! paraphrases, `tests/qa/chaohu.toml`, written the way people talk,
+//! `tests/qa/weishui.toml`, an agri-food park in the same style, and
+//! `tests/qa/beibu.toml`, a cross-border port park) —
 //! scored exactly as `../shared/eval/qa_eval.py` scores the
 //! shared set: top-1, by substring after NFKC and case folding. The bar is
 //! 90 % for the first two; the development parks' are a little under what the work reached (see
@@ -214,5 +215,17 @@ fn the_everyday_wording_park_scores_at_least_88_percent() {
 #[test]
 fn the_agri_food_park_scores_at_least_88_percent() {
     let (passed, total, failures) = score_set("tests/qa/weishui.toml", "tests/qa/weishui_eval.json");
+    assert!(passed * 100 >= total * 88, "below 88 %:\n{}", failures.join("\n"));
+}
+
+/// The fourth development park (Beibu Gulf Cross-Border Port, fictional):
+/// 147 questions about port logistics and cross-border e-commerce (customs,
+/// freight, warehousing, trade finance), in everyday wording, with typos,
+/// mixed languages and situations, 12 out of scope (8 sharing a word with a
+/// company's name). First run 113/147; the bar is below what the work
+/// reached (134/147).
+#[test]
+fn the_cross_border_port_park_scores_at_least_88_percent() {
+    let (passed, total, failures) = score_set("tests/qa/beibu.toml", "tests/qa/beibu_eval.json");
     assert!(passed * 100 >= total * 88, "below 88 %:\n{}", failures.join("\n"));
 }

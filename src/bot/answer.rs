@@ -89,6 +89,9 @@ const CLOSE_SECOND: f32 = 0.9;
 /// With a field named, an FAQ that covers this much of the rest of the
 /// question is what is asked.
 const FAQ_BESIDE_FIELD: f32 = 0.6;
+/// How close to the best event a company must score to be answered
+/// instead when the question asks who does something.
+const PROVIDER_SECOND: f32 = 0.6;
 /// Below this share of the question matched (and not by name), an answer
 /// is given but recorded as a miss for staff to look at.
 pub const CONFIDENCE_LINE: f32 = 0.4;
@@ -225,6 +228,7 @@ pub fn answer(ctx: &Ctx, q: &Query) -> Answered {
 /// The answer to a question understood.
 fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
     let index = &ctx.brain.index;
+    let intents = &ctx.phrases.intents;
     let Reading {
         q,
         fields,
@@ -274,6 +278,16 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
         first_item = hits
             .iter()
             .find(|h| h.confident && h.score >= top.score * CLOSE_SECOND && !matches!(h.item, Item::Field(_)))
+            .or(first_item);
+    }
+    // "出口退税有人能代办吗": asked for someone who does it, a company that
+    // fits comes before the event about the same thing.
+    if let Some(top) = first_item.filter(|h| matches!(h.item, Item::Event(_)) && !h.full_name)
+        && !intents.provider.find(q).is_empty()
+    {
+        first_item = hits
+            .iter()
+            .find(|h| matches!(h.item, Item::Enterprise(_)) && h.confident && h.score >= top.score * PROVIDER_SECOND)
             .or(first_item);
     }
     if let Some(top) = first_item.filter(specific) {

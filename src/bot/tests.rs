@@ -789,3 +789,76 @@ fn answers_without_live_state_are_kept_per_language_and_event_answers_are_not() 
     let later = at(time::macros::datetime!(2027-01-01 16:00 +08:00));
     assert!(!later.contains("Salon number 1"), "{later}");
 }
+
+/// A trade park in small: a trademark firm, a tax agent and a briefing
+/// on the same tax, and an event to sign up for.
+const TRADE: &str = r#"
+[[field]]
+id = "services"
+name = { zh = "企业服务", en = "business services" }
+[[enterprise]]
+id = "farsail"
+name = { zh = "远帆品牌", en = "FarSail Branding" }
+fields = ["services"]
+summary = { zh = "帮企业在海外注册商标", en = "Registers trademarks abroad for exporters" }
+tags = ["商标注册", "trademark"]
+[[enterprise]]
+id = "taxlink"
+name = { zh = "票税通", en = "TaxLink" }
+fields = ["services"]
+summary = { zh = "代办出口退税", en = "Handles export tax rebates for exporters" }
+tags = ["出口退税", "export tax rebate"]
+[[event]]
+id = "briefing"
+title = { zh = "出口退税新政宣讲会", en = "Export Tax Rebate Policy Briefing" }
+starts_at = "2026-12-10T14:00:00+08:00"
+capacity = 100
+summary = { zh = "讲解出口退税新规定", en = "Explains the new export tax rebate rules" }
+tags = ["退税", "宣讲", "tax rebate", "briefing"]
+[[faq]]
+id = "parking"
+questions = ["停车怎么收费？", "How much is parking?"]
+answer = { zh = "每小时4元", en = "4 yuan an hour" }
+[[faq]]
+id = "canteen"
+questions = ["食堂在哪里？", "Where is the canteen?"]
+answer = { zh = "食堂在一楼", en = "The canteen is on the ground floor" }
+[[faq]]
+id = "clinic"
+questions = ["有医务室吗？", "Is there a clinic?"]
+answer = { zh = "医务室在三楼", en = "The clinic is on the second floor" }
+[[faq]]
+id = "shuttle"
+questions = ["有班车吗？", "Is there a shuttle bus?"]
+answer = { zh = "班车往返高铁站", en = "A shuttle runs to the railway station" }
+"#;
+
+#[tokio::test]
+async fn a_sign_up_word_about_something_else_is_a_question_not_a_sign_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = bot_over(open_store(&dir.path().join("t.redb"), TRADE));
+    // "register" about a trademark: the firm, not "which event?".
+    let r = say(&bot, "a", "register our trademark overseas").await;
+    assert!(r.starts_with("FarSail Branding"), "{r}");
+    // A sign-up with the event named, or alone, still starts the dialog.
+    let r = say(&bot, "b", "register for the tax rebate briefing").await;
+    assert!(!r.starts_with("FarSail") && !r.starts_with("TaxLink"), "{r}");
+    assert!(r.contains("name"), "{r}");
+    let r = say(&bot, "c", "register").await;
+    assert!(r.contains("Export Tax Rebate Policy Briefing"), "{r}");
+}
+
+#[tokio::test]
+async fn asked_who_does_something_a_company_comes_before_the_event_about_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = bot_over(open_store(&dir.path().join("t.redb"), TRADE));
+    let r = say(&bot, "a", "出口退税有人能代办吗").await;
+    assert!(r.starts_with("票税通"), "{r}");
+    let r = say(&bot, "d", "有做出口退税的吗").await;
+    assert!(r.starts_with("票税通"), "{r}");
+    let r = say(&bot, "b", "who can handle our export tax rebate").await;
+    assert!(r.starts_with("TaxLink"), "{r}");
+    // Without asking who, the event about it stays first.
+    let r = say(&bot, "c", "出口退税宣讲会在哪").await;
+    assert!(r.starts_with("出口退税新政宣讲会"), "{r}");
+}

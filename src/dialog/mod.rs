@@ -325,10 +325,25 @@ fn start(dialog: &Dialog, turn: &Turn, session: &mut Session, preset: Option<Pre
             }
             // A named event that cannot be signed up for: say why, start nothing.
             Read::Refused(r) if r.key.starts_with("event_") => return Ok(step(refusal(turn, &r))),
+            // "register our trademark overseas", "VAT registration in
+            // Germany": the trigger word is about something the knowledge
+            // answers, not an event.
+            _ if matches!(preset, Preset::Text(t) if about_other_than_events(turn, t)) => {
+                return Ok(Outcome::NotMine);
+            }
             _ => {}
         }
     }
     enter(dialog, turn, session, ds, state, note)
+}
+
+/// Whether the rest of a trigger message is, by itself, confidently about
+/// an enterprise, field or FAQ rather than an event.
+fn about_other_than_events(turn: &Turn, rest: &str) -> bool {
+    let index = &turn.ctx.brain.index;
+    let hits = index.search(&index.expand(&Query::new(rest)));
+    hits.first()
+        .is_some_and(|h| h.confident && h.strong && !matches!(h.item, crate::search::Item::Event(_)))
 }
 
 /// Moves to `state`: prompts for it, or completes the dialog.

@@ -47,6 +47,10 @@ impl ConceptKind {
 }
 
 /// How a word of a concept is looked for.
+/// How many words may stand after the first word of an English phrase of
+/// three words or more and the rest of it.
+const MAX_PHRASE_GAP: usize = 3;
+
 #[derive(Debug, Clone, PartialEq)]
 enum Pattern {
     /// Chinese (or mixed) text, found anywhere in the normalized text.
@@ -267,10 +271,24 @@ impl Lexicon {
         for (j, t) in all.iter().enumerate().filter(|(_, t)| !t.han) {
             for (words, concept) in self.en.get(&t.text).into_iter().flatten() {
                 let n = words.len();
-                if n > 1 && all.len() >= j + n && all[j..j + n].iter().zip(words).all(|(a, w)| &a.text == w) {
+                if n < 2 {
+                    continue;
+                }
+                // The rest of the phrase at `k`.
+                let rest_at = |k: usize| {
+                    all.len() >= k + n - 1 && all[k..k + n - 1].iter().zip(&words[1..]).all(|(a, w)| &a.text == w)
+                };
+                // In a row, or (three words or more) with a few English words
+                // after the first: "lights in our office went out",
+                // "somewhere cheap to live".
+                let gap = if n >= 3 { MAX_PHRASE_GAP } else { 0 };
+                let at = (j + 1..=j + 1 + gap)
+                    .take_while(|&k| k == j + 1 || all.get(k - 1).is_some_and(|x| !x.han))
+                    .find(|&k| rest_at(k));
+                if let Some(k) = at {
                     out.push(Found {
                         concept: *concept,
-                        span: (t.span.0, all[j + n - 1].span.1),
+                        span: (t.span.0, all[k + n - 2].span.1),
                     });
                 }
             }
@@ -415,6 +433,16 @@ mod tests {
         assert_eq!(ids(&l, "p2楼怎么走"), vec!["parking"]);
         assert!(ids(&l, "is there a tea room").contains(&"tea-house".to_string()));
         assert_eq!(l.len(), lex().len() + 1);
+    }
+
+    #[test]
+    fn a_long_phrase_may_have_a_few_words_after_its_first() {
+        let l = lex();
+        assert!(ids(&l, "the lights in our office went out").contains(&"repairs".to_string()));
+        assert!(ids(&l, "looking for somewhere cheap to live").contains(&"housing".to_string()));
+        // Not more than a few, and two-word phrases only in a row.
+        assert!(!ids(&l, "the lights were fine but then everybody just went out").contains(&"repairs".to_string()));
+        assert!(!ids(&l, "set the printer up").contains(&"settle-in".to_string()));
     }
 
     #[test]

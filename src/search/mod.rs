@@ -874,7 +874,9 @@ impl Index {
             if t.concept.is_some() || !explained(t) {
                 said += match found {
                     Some((p, _)) => self.idf(p.len()),
-                    None if t.concept.is_some() || t.han => 0.0,
+                    // A number unknown to the knowledge ("a room for 20")
+                    // is a quantity, not a subject.
+                    None if t.concept.is_some() || t.han || t.text.bytes().all(|b| b.is_ascii_digit()) => 0.0,
                     None => unknown_idf,
                 };
             }
@@ -1024,7 +1026,7 @@ impl Index {
     /// `name`, that the item does not match: an English content word that
     /// is not a way of asking about an item, or Chinese characters (not
     /// stop words, asking words or general service words) at least as many
-    /// as the name part's. Industry concepts the item lacks count; other
+    /// as the name part's. Industry concepts the item lacks count, and event concepts for an item that is not an event; other
     /// concepts (contact, fees, tickets…) ask about the item.
     fn says_other(&self, q: &Query, asking: &Asking, d: &Doc, name: &[(usize, usize)]) -> bool {
         let inside = |s: (usize, usize), spans: &[(usize, usize)]| spans.iter().any(|&(a, b)| a <= s.0 && s.1 <= b);
@@ -1054,7 +1056,14 @@ impl Index {
             }
         }
         for t in q.concepts() {
-            if t.concept.is_some_and(|c| self.lexicon.kind(c) == ConceptKind::Industry) && !inside(t.span, name) {
+            let other = t.concept.is_some_and(|c| match self.lexicon.kind(c) {
+                ConceptKind::Industry => true,
+                // What one does at an event ("哪里能看海豚表演") does not ask
+                // about a company or a service.
+                ConceptKind::Event => !matches!(d.item, Item::Event(_)),
+                ConceptKind::Topic => false,
+            });
+            if other && !inside(t.span, name) {
                 rest_chars.extend(t.span.0..t.span.1);
             }
         }
@@ -1271,10 +1280,26 @@ tags = ["班车", "shuttle", "metro"]
         // The same word in a question about something else.
         assert!(top(&idx, "how do I cook dengyu dumplings at home").is_none_or(|h| !h.confident && !h.named));
         assert!(top(&idx, "灯语花园的花什么季节开放").is_none_or(|h| !h.confident));
+        // What one does at an event is not about a company of that name.
+        assert!(top(&idx, "哪里能看光梭表演").is_none_or(|h| !h.confident && !h.named));
         // A Chinese name with one character written wrong is still named.
         let hit = top(&idx, "光梭激光雷大在哪").unwrap();
         assert_eq!(hit.item, Item::Enterprise(0));
         assert!(hit.full_name);
+    }
+
+    #[test]
+    fn a_number_the_knowledge_lacks_is_no_subject() {
+        let idx = Index::build(&kb());
+        let with = top(&idx, "parking for 20 cars").unwrap();
+        let without = top(&idx, "parking for cars").unwrap();
+        assert_eq!(with.item, Item::Faq(0));
+        assert!(
+            (with.coverage - without.coverage).abs() < 1e-6,
+            "{} {}",
+            with.coverage,
+            without.coverage
+        );
     }
 
     #[test]
