@@ -40,6 +40,9 @@ pub(crate) struct ItemKeys {
     enterprise: Vec<Arc<str>>,
     event: Vec<Arc<str>>,
     faq: Vec<Arc<str>>,
+    /// The other way: the item a key names ("more" resolves up to 45
+    /// keys, among 10,000 items or more).
+    items: HashMap<Arc<str>, Item>,
 }
 
 impl ItemKeys {
@@ -47,12 +50,34 @@ impl ItemKeys {
         fn keys<'a>(kind: &str, ids: impl Iterator<Item = &'a String>) -> Vec<Arc<str>> {
             ids.map(|id| Arc::from(format!("{kind}:{id}"))).collect()
         }
-        ItemKeys {
+        let mut keys = ItemKeys {
             field: keys("field", k.field.iter().map(|x| &x.id)),
             enterprise: keys("enterprise", k.enterprise.iter().map(|x| &x.id)),
             event: keys("event", k.event.iter().map(|x| &x.id)),
             faq: keys("faq", k.faq.iter().map(|x| &x.id)),
+            items: HashMap::new(),
+        };
+        let all = [
+            (&keys.field, Item::Field as fn(usize) -> Item),
+            (&keys.enterprise, Item::Enterprise),
+            (&keys.event, Item::Event),
+            (&keys.faq, Item::Faq),
+        ];
+        let mut items = HashMap::new();
+        for (kind, item) in all {
+            for (i, key) in kind.iter().enumerate() {
+                // Ids are unique within a kind (checked at import): the
+                // first wins all the same.
+                items.entry(key.clone()).or_insert(item(i));
+            }
         }
+        keys.items = items;
+        keys
+    }
+
+    /// The item `key` names, if the knowledge still holds it.
+    pub(crate) fn item(&self, key: &str) -> Option<Item> {
+        self.items.get(key).copied()
     }
 
     pub(crate) fn get(&self, item: Item) -> &Arc<str> {

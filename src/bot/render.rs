@@ -187,15 +187,7 @@ pub fn key(ctx: &Ctx, item: Item) -> std::sync::Arc<str> {
 
 /// The item a key names, if it still exists.
 pub fn resolve(ctx: &Ctx, key: &str) -> Option<Item> {
-    let k = &ctx.brain.knowledge;
-    let (kind, id) = key.split_once(':')?;
-    match kind {
-        "field" => k.field.iter().position(|x| x.id == id).map(Item::Field),
-        "enterprise" => k.enterprise.iter().position(|x| x.id == id).map(Item::Enterprise),
-        "event" => k.event.iter().position(|x| x.id == id).map(Item::Event),
-        "faq" => k.faq.iter().position(|x| x.id == id).map(Item::Faq),
-        _ => None,
-    }
+    ctx.brain.keys.item(key)
 }
 
 /// A numbered list: heading, up to `PAGE` items numbered from `shown + 1`,

@@ -745,15 +745,42 @@ fn list_lines_and_times_are_kept_per_language() {
     assert!(render::event(&ctx(Lang::En), 0).unwrap().contains(when), "{when}");
 }
 
-#[test]
-fn answers_without_live_state_are_kept_per_language_and_event_answers_are_not() {
-    let knowledge = format!(
+/// One item of each kind: a field, an enterprise in it, an FAQ, and
+/// `events_n` events.
+fn one_of_each(events_n: usize) -> String {
+    format!(
         "{}[[field]]\nid = \"vfx\"\nname = {{ zh = \"视频特效\", en = \"video effects\" }}\n\n\
          [[enterprise]]\nid = \"a\"\nname = {{ zh = \"光梭\", en = \"Lightshuttle\" }}\nfields = [\"vfx\"]\n\n\
          [[faq]]\nid = \"parking\"\nquestions = [\"停车收费吗\", \"Is parking free?\"]\n\
          answer = {{ zh = \"停车两小时内免费。\", en = \"Parking is free for two hours.\" }}\n",
-        events(1)
-    );
+        events(events_n)
+    )
+}
+
+#[test]
+fn a_list_s_keys_name_their_items_and_unknown_keys_none() {
+    use crate::search::Item;
+    let a = Answering::new(&one_of_each(3));
+    let ctx = a.ctx(Lang::En);
+    for item in [
+        Item::Field(0),
+        Item::Enterprise(0),
+        Item::Faq(0),
+        Item::Event(0),
+        Item::Event(2),
+    ] {
+        let key = render::key(&ctx, item);
+        assert_eq!(render::resolve(&ctx, &key), Some(item), "{key}");
+    }
+    assert_eq!(render::resolve(&ctx, "event:e3"), Some(Item::Event(2)));
+    for gone in ["event:e9", "enterprise:vfx", "field:a", "faq", "", "parking"] {
+        assert_eq!(render::resolve(&ctx, gone), None, "{gone}");
+    }
+}
+
+#[test]
+fn answers_without_live_state_are_kept_per_language_and_event_answers_are_not() {
+    let knowledge = one_of_each(1);
     let a = Answering::new(&knowledge);
     let (ctx, store) = (|lang| a.ctx(lang), &a.store);
     let ask = |lang, text: &str| answer::answer(&ctx(lang), &crate::search::Query::new(text));
