@@ -4,7 +4,8 @@
 //! development parks of the concept work (`tests/qa/skyport.toml`, mostly
 //! paraphrases, `tests/qa/chaohu.toml`, written the way people talk,
 //! `tests/qa/weishui.toml`, an agri-food park in the same style, and
-//! `tests/qa/beibu.toml`, a cross-border port park) —
+//! `tests/qa/beibu.toml`, a cross-border port park, and
+//! `tests/qa/keqiao.toml`, a textile and fashion park) —
 //! scored exactly as `../shared/eval/qa_eval.py` scores the
 //! shared set: top-1, by substring after NFKC and case folding. The bar is
 //! 90 % for the first two; the development parks' are a little under what the work reached (see
@@ -227,5 +228,17 @@ fn the_agri_food_park_scores_at_least_88_percent() {
 #[test]
 fn the_cross_border_port_park_scores_at_least_88_percent() {
     let (passed, total, failures) = score_set("tests/qa/beibu.toml", "tests/qa/beibu_eval.json");
+    assert!(passed * 100 >= total * 88, "below 88 %:\n{}", failures.join("\n"));
+}
+
+/// The fifth development park (KeQiao Textile & Fashion Valley, fictional):
+/// 145 questions about designer brands, fabrics, garment making, shoes and
+/// accessories, fashion marketing and textile testing, in everyday wording,
+/// with typos, mixed languages and situations, 13 out of scope (10 sharing
+/// a word with a company's name). First run 121/145; the bar is below what
+/// the work reached (see docs/PERFORMANCE.md, "Sixth round").
+#[test]
+fn the_textile_and_fashion_park_scores_at_least_88_percent() {
+    let (passed, total, failures) = score_set("tests/qa/keqiao.toml", "tests/qa/keqiao_eval.json");
     assert!(passed * 100 >= total * 88, "below 88 %:\n{}", failures.join("\n"));
 }

@@ -122,6 +122,11 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
     let mut fields = index.fields_in(&q);
     let event_words = intents.events.find(&q);
     let field_words = intents.fields.find(&q);
+    if !fields.is_empty() && field_words.is_empty() && intents.list.find(&q).is_empty() {
+        // "面料展几号开幕": a field's word inside an event's short name
+        // said whole is that event, not the field's list.
+        fields.retain(|(_, spans)| !spans.iter().all(|&s| index.in_event_tag(&q, s)));
+    }
     if fields.is_empty() && !intents.list.find(&q).is_empty() {
         // "做工厂自动化的公司": a field found through what its companies do.
         fields = index.fields_by_concept(&q);

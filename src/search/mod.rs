@@ -35,6 +35,9 @@ const TAG: u8 = 2;
 const BODY: u8 = 4;
 /// FAQ questions.
 const QUESTION: u8 = 8;
+/// A concept only an FAQ's stored question mentions, beside tags about
+/// something else: no rank bonus (see `incidental_question_concepts`).
+const INCIDENTAL: u8 = 16;
 
 /// Zone weights: how much one occurrence counts.
 const W_NAME: f32 = 4.0;
@@ -156,6 +159,17 @@ impl Phrase {
             bare: bare(&norm),
             norm,
             words,
+        }
+    }
+
+    /// Whether this phrase holds `inner` and more ("面料展" holds "面料",
+    /// "fabric expo" holds "fabric").
+    fn holds(&self, inner: &Phrase) -> bool {
+        if self.has_han() || inner.has_han() {
+            !inner.norm.is_empty() && self.norm.len() > inner.norm.len() && self.norm.contains(inner.norm.as_str())
+        } else {
+            let n = inner.words.len();
+            n > 0 && self.words.len() > n && self.words.windows(n).any(|w| w == inner.words.as_slice())
         }
     }
 
@@ -371,6 +385,9 @@ pub struct Index {
     /// For each field (same order as `Knowledge::field`): its name, aliases
     /// and keywords.
     fields: Vec<PhraseSet>,
+    /// Event tags and aliases that hold a field's phrase and more (面料展
+    /// holds 面料): an event's short name, not the field, when said whole.
+    event_short_names: Vec<Phrase>,
     /// For each field: the concepts its name, aliases and keywords mention.
     field_concepts: Vec<Vec<u32>>,
     /// For each concept of the lexicon: the items that mention it.
@@ -444,6 +461,63 @@ impl DocBuilder<'_> {
     fn aliases_keywords(&mut self, aliases: &[String], keywords: &[String]) {
         aliases.iter().for_each(|a| self.alias(a));
         keywords.iter().for_each(|k| self.tag(k));
+    }
+}
+
+/// Days a question may name to say when ("a room on thursday"), not what
+/// about; unknown to the knowledge, they do not count as unmatched words.
+const DAY_WORDS: &[&str] = &[
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "today",
+    "tonight",
+    "tomorrow",
+    "yesterday",
+];
+
+/// Whether the word starting at char `at` of `norm` follows a number
+/// ("20 person", "30-people"): the unit of a quantity, which says how many,
+/// not what about.
+fn after_number(norm: &str, at: usize) -> bool {
+    let before: Vec<char> = norm.chars().take(at).collect();
+    before
+        .iter()
+        .rev()
+        .find(|c| !matches!(c, ' ' | '-'))
+        .is_some_and(|c| c.is_ascii_digit())
+}
+
+/// A word that only an FAQ's stored questions have (not its tags, not its
+/// answer) is how that question happened to be put (来上班 in "可以带宠物来上班吗"):
+/// it still matches, weighed as the answer's words are, not as the tags'.
+fn incidental_question_words(tf: &mut HashMap<String, (f32, u8)>) {
+    for (w, zones) in tf.values_mut() {
+        if *zones == QUESTION {
+            *w *= W_BODY / W_ALIAS;
+        }
+    }
+}
+
+/// An FAQ is about what its tags say: a concept that only its stored
+/// questions mention, beside tags that mention others, is an incidental
+/// word of that wording ("get in" in "How do visitors get in?", 上班 in
+/// "can I bring my dog to work"), weighed as the answer's words are and not
+/// as what the FAQ is about (it still shows that the FAQ is asked about
+/// it, for confidence; only its rank bonus goes). An FAQ whose tags mention no concept keeps its
+/// questions' concepts whole.
+fn incidental_question_concepts(concepts: &mut HashMap<u32, (f32, u8)>) {
+    if !concepts.values().any(|&(_, z)| z & TAG != 0) {
+        return;
+    }
+    for (_, zones) in concepts.values_mut() {
+        if *zones & QUESTION != 0 && *zones & (TAG | NAME) == 0 {
+            *zones |= INCIDENTAL;
+        }
     }
 }
 
@@ -603,6 +677,15 @@ impl Index {
                 d.add_text(&f.answer, BODY, W_BODY);
             });
         }
+        index.settle_incidental();
+        index.event_short_names = index
+            .docs
+            .iter()
+            .filter(|d| matches!(d.item, Item::Event(_)))
+            .flat_map(|d| d.tags.iter())
+            .filter(|t| index.fields.iter().any(|f| f.0.iter().any(|p| t.holds(p))))
+            .cloned()
+            .collect();
         let total: f32 = index.docs.iter().map(|d| d.len).sum();
         index.avg_len = if index.docs.is_empty() {
             1.0
@@ -632,6 +715,22 @@ impl Index {
         index
     }
 
+    /// A concept an FAQ's stored question mentions beside tags about
+    /// something else is incidental there only when it is what another
+    /// item is about (in that item's name or tags): "get in" in "How do
+    /// visitors get in?" is the opening hours' topic, while 丢 in
+    /// "工牌丢了怎么办" (no item's tag) stays what that FAQ is about.
+    fn settle_incidental(&mut self) {
+        for postings in &mut self.concept_postings {
+            let topic_elsewhere = postings.iter().any(|p| p.zones & (NAME | TAG) != 0);
+            if !topic_elsewhere {
+                for p in postings.iter_mut() {
+                    p.zones &= !INCIDENTAL;
+                }
+            }
+        }
+    }
+
     fn add(&mut self, item: Item, name: &Text, fill: impl FnOnce(&mut DocBuilder)) {
         let doc = self.docs.len() as u32;
         let mut b = DocBuilder {
@@ -644,6 +743,10 @@ impl Index {
             industries_only: matches!(item, Item::Field(_)),
         };
         fill(&mut b);
+        if matches!(item, Item::Faq(_)) {
+            incidental_question_concepts(&mut b.concepts);
+            incidental_question_words(&mut b.tf);
+        }
         for (term, (tf, zones)) in b.tf {
             if zones & (NAME | TAG) != 0 && term.len() >= 4 && term.bytes().all(|c| c.is_ascii_alphabetic()) {
                 let first = term.chars().next().unwrap_or(' ');
@@ -697,7 +800,9 @@ impl Index {
         let norm = 1.0 - B + B * d.len / self.avg_len;
         let sat = p.tf * (K1 + 1.0) / (p.tf + K1 * norm);
         let bonus = if r.concept {
-            if p.zones & (NAME | TAG | QUESTION) != 0 {
+            if p.zones & INCIDENTAL != 0 {
+                0.0
+            } else if p.zones & (NAME | TAG | QUESTION) != 0 {
                 CONCEPT_TAG_BONUS
             } else {
                 0.0
@@ -750,6 +855,17 @@ impl Index {
 
     /// Fields whose name, an alias or a keyword stands in the question, with
     /// the spans.
+    /// Whether the words at `span` stand inside a longer tag or alias of an
+    /// event that the question says whole: "面料" in 面料展 is that fair's
+    /// short name, not the fabrics field.
+    pub fn in_event_tag(&self, q: &Query, span: (usize, usize)) -> bool {
+        self.event_short_names.iter().any(|t| {
+            t.find(q)
+                .into_iter()
+                .any(|(a, b)| a <= span.0 && span.1 <= b && b - a > span.1 - span.0)
+        })
+    }
+
     pub fn fields_in(&self, q: &Query) -> Vec<(usize, Vec<(usize, usize)>)> {
         self.fields
             .iter()
@@ -876,7 +992,14 @@ impl Index {
                     Some((p, _)) => self.idf(p.len()),
                     // A number unknown to the knowledge ("a room for 20")
                     // is a quantity, not a subject.
-                    None if t.concept.is_some() || t.han || t.text.bytes().all(|b| b.is_ascii_digit()) => 0.0,
+                    None if t.concept.is_some()
+                        || t.han
+                        || t.text.bytes().all(|b| b.is_ascii_digit())
+                        || after_number(&q.norm, t.span.0)
+                        || DAY_WORDS.contains(&t.text.as_str()) =>
+                    {
+                        0.0
+                    }
                     None => unknown_idf,
                 };
             }
@@ -1206,6 +1329,10 @@ questions = ["有通勤班车吗？", "How do I get here by metro?"]
 answer = { zh = "班车往返地铁站", en = "The shuttle runs to the metro station" }
 tags = ["班车", "shuttle", "metro"]
 "#;
+        knowledge(text)
+    }
+
+    fn knowledge(text: &str) -> Knowledge {
         validate_references(vec![parse_str("t.toml", text, false).unwrap()], &Default::default()).unwrap()
     }
 
@@ -1294,8 +1421,10 @@ tags = ["班车", "shuttle", "metro"]
         let with = top(&idx, "parking for 20 cars").unwrap();
         let without = top(&idx, "parking for cars").unwrap();
         assert_eq!(with.item, Item::Faq(0));
+        // The number does not lower the coverage (and the word counted
+        // after it is a unit: see `after_number`).
         assert!(
-            (with.coverage - without.coverage).abs() < 1e-6,
+            with.coverage >= without.coverage - 1e-6,
             "{} {}",
             with.coverage,
             without.coverage
@@ -1328,5 +1457,113 @@ tags = ["班车", "shuttle", "metro"]
         assert!(rest.terms().iter().all(|t| t.text != "低空"));
         assert_eq!(idx.fields_in(&Query::new("any UAV makers")).len(), 1);
         assert_eq!(idx.fields_in(&Query::new("Which drones")).len(), 1);
+    }
+
+    #[test]
+    fn a_unit_or_a_day_beside_the_subject_is_no_subject() {
+        let idx = Index::build(&kb());
+        let plain = top(&idx, "parking").unwrap();
+        for q in [
+            "parking for 20 people on thursday",
+            "parking for a 30-person team tomorrow",
+        ] {
+            let hit = top(&idx, q).unwrap();
+            assert_eq!(hit.item, Item::Faq(0), "{q}");
+            assert!(hit.confident, "{q}");
+        }
+        let hit = top(&idx, "parking for 20 people on thursday").unwrap();
+        assert!((hit.coverage - plain.coverage).abs() < 1e-6, "{}", hit.coverage);
+        assert!(after_number("a room for 20 person", 12));
+        assert!(after_number("a 30-people room", 5));
+        assert!(!after_number("a room for people", 11));
+    }
+
+    #[test]
+    fn an_faq_is_about_its_tags_not_the_wording_of_its_question() {
+        let text = r#"
+[[faq]]
+id = "visitors"
+questions = ["How do visitors get in?", "可以带宠物来上班吗？"]
+answer = { zh = "访客登记", en = "Register visitors in the app" }
+tags = ["visitors"]
+[[faq]]
+id = "hours"
+questions = ["When does the gate open?"]
+answer = { zh = "七点开门", en = "7:00 to 23:00" }
+tags = ["opening hours", "access"]
+[[faq]]
+id = "lost-card"
+questions = ["What if I lose my staff card?"]
+answer = { zh = "补办工卡", en = "Get a new one at the desk" }
+tags = ["staff card"]
+"#;
+        let idx = Index::build(&knowledge(text));
+        let concept = |id: &str| {
+            (0..idx.lexicon.len() as u32)
+                .find(|&c| idx.lexicon.id(c) == id)
+                .unwrap()
+        };
+        let zones = |c: u32, doc: u32| {
+            idx.concept_postings[c as usize]
+                .iter()
+                .find(|p| p.doc == doc)
+                .map(|p| p.zones)
+                .unwrap()
+        };
+        // "get in" is the opening hours' topic (their tag): incidental in
+        // the visitors' question, no rank bonus there.
+        let access = concept("access");
+        assert!(zones(access, 0) & INCIDENTAL != 0);
+        assert!(zones(access, 1) & INCIDENTAL == 0);
+        let r = Resolved {
+            postings: &idx.concept_postings[access as usize],
+            factor: 1.0,
+            idf: 1.0,
+            concept: true,
+            ask: false,
+            spans: Vec::new(),
+        };
+        let gain = |doc: u32| {
+            let p = r.postings.iter().find(|p| p.doc == doc).unwrap();
+            idx.gain(&r, p)
+        };
+        assert!(gain(1) > gain(0));
+        // "lose" is no other item's tag: it stays what its FAQ is about.
+        let lost = concept("lost-found");
+        assert!(zones(lost, 2) & INCIDENTAL == 0);
+        // A word only the stored question has weighs as the answer's words.
+        let p = idx.postings["上班"].iter().find(|p| p.doc == 0).unwrap();
+        assert_eq!(p.zones, QUESTION);
+        assert!((p.tf - W_BODY).abs() < 1e-6, "{}", p.tf);
+        let p = idx.postings["visitor"].iter().find(|p| p.doc == 0).unwrap();
+        assert!(p.tf > W_BODY, "{}", p.tf);
+    }
+
+    #[test]
+    fn a_field_word_inside_an_event_short_name_is_the_event() {
+        let text = r#"
+[[field]]
+id = "fabrics"
+name = { zh = "面料与纺织", en = "fabrics and textiles" }
+aliases = ["面料", "fabric"]
+[[event]]
+id = "expo"
+title = { zh = "国际面料博览会", en = "International Fabric Expo" }
+starts_at = "2027-03-18T09:00:00+08:00"
+venue = { zh = "会展中心", en = "Expo Center" }
+summary = { zh = "三天展会", en = "A three-day show" }
+tags = ["面料展", "fabric expo"]
+"#;
+        let idx = Index::build(&knowledge(text));
+        let q = idx.expand(&Query::new("面料展几号开幕"));
+        let (_, spans) = idx.fields_in(&q).pop().unwrap();
+        assert!(spans.iter().all(|&s| idx.in_event_tag(&q, s)));
+        let q = idx.expand(&Query::new("when is the fabric expo"));
+        let (_, spans) = idx.fields_in(&q).pop().unwrap();
+        assert!(spans.iter().all(|&s| idx.in_event_tag(&q, s)));
+        // The field's word alone is the field.
+        let q = idx.expand(&Query::new("做面料的公司"));
+        let (_, spans) = idx.fields_in(&q).pop().unwrap();
+        assert!(!spans.iter().any(|&s| idx.in_event_tag(&q, s)));
     }
 }
