@@ -464,6 +464,24 @@ impl DocBuilder<'_> {
     }
 }
 
+/// Kinds of places that end a place's name: after part of an item's name,
+/// they name another place (a namesake).
+const PLACE_KINDS_ZH: &[&str] = &[
+    "公园",
+    "景区",
+    "风景区",
+    "动物园",
+    "植物园",
+    "海洋馆",
+    "水族馆",
+    "博物馆",
+    "保护区",
+    "湿地",
+    "古镇",
+    "寺庙",
+    "森林公园",
+];
+
 /// Days a question may name to say when ("a room on thursday"), not what
 /// about; unknown to the knowledge, they do not count as unmatched words.
 const DAY_WORDS: &[&str] = &[
@@ -1156,6 +1174,18 @@ impl Index {
         let chars = asking.chars;
         let neutral = &asking.neutral;
         let ask_en = ask_about_en();
+        // A name part followed by a kind of place the item's names do not
+        // go on with ("红树林公园" beside 红树林保税仓储) names that place.
+        let place_after = name.iter().any(|&(a, b)| {
+            let part: String = chars.get(a..b).unwrap_or_default().iter().collect();
+            let after: String = chars.get(b..).unwrap_or_default().iter().collect();
+            PLACE_KINDS_ZH
+                .iter()
+                .any(|k| after.starts_with(k) && !d.names.iter().any(|n| n.contains(&format!("{part}{k}"))))
+        });
+        if place_after {
+            return true;
+        }
         let mut rest_chars: Vec<usize> = Vec::new();
         for t in q.terms().iter().filter(|t| t.concept.is_none()) {
             if inside(t.span, name) || inside(t.span, neutral) {
@@ -1407,6 +1437,11 @@ tags = ["班车", "shuttle", "metro"]
         // The same word in a question about something else.
         assert!(top(&idx, "how do I cook dengyu dumplings at home").is_none_or(|h| !h.confident && !h.named));
         assert!(top(&idx, "灯语花园的花什么季节开放").is_none_or(|h| !h.confident));
+        // Part of the name, then a kind of place: another place's name.
+        assert!(
+            top(&idx, "光梭公园门票多少钱").is_none_or(|h| h.item != Item::Enterprise(0) || (!h.confident && !h.named))
+        );
+        assert!(top(&idx, "光梭激光雷达多少钱").is_some_and(|h| h.confident));
         // What one does at an event is not about a company of that name.
         assert!(top(&idx, "哪里能看光梭表演").is_none_or(|h| !h.confident && !h.named));
         // A Chinese name with one character written wrong is still named.
