@@ -146,7 +146,7 @@ pub(crate) struct Memo<V> {
 const MEMO_CAPACITY: usize = 512;
 
 impl<V> Memo<V> {
-    fn new() -> Memo<V> {
+    pub(crate) fn new() -> Memo<V> {
         Memo {
             map: Mutex::new(HashMap::new()),
         }

@@ -20,7 +20,7 @@ pub mod spec;
 
 use std::collections::BTreeMap;
 
-use crate::context::Ctx;
+use crate::context::{Ctx, Memo};
 use crate::knowledge::{Lang, Text};
 use crate::message::{Choice, Reply};
 use crate::search::Query;
@@ -47,16 +47,17 @@ pub struct Dialogs {
 /// Which dialog a text starts (its index, and the rest of the text) by
 /// the text's normalized form: every message without a dialog in progress
 /// is looked for triggers, and menu keys and popular questions come again
-/// and again. Bounded: when full it starts again empty. A copy of the
-/// dialogs starts empty.
-#[derive(Default)]
-struct Starts(std::sync::Mutex<std::collections::HashMap<String, Option<Start>>>);
+/// and again. A [`Memo`] (bounded); a copy of the dialogs starts empty.
+struct Starts(Memo<Option<Start>>);
+
+impl Default for Starts {
+    fn default() -> Starts {
+        Starts(Memo::new())
+    }
+}
 
 /// A dialog's index and the rest of the text around its trigger.
 type Start = (usize, Option<String>);
-
-/// How many texts [`Starts`] keeps.
-const STARTS_KEPT: usize = 512;
 
 impl Clone for Starts {
     fn clone(&self) -> Starts {
@@ -245,18 +246,15 @@ pub fn handle(dialogs: &Dialogs, turn: &Turn, session: &mut Session, said: Said)
 /// trigger phrase, which may answer the first question in advance (the
 /// longest trigger of any dialog wins).
 fn find_start<'a>(dialogs: &'a Dialogs, q: &Query) -> Option<(&'a Dialog, Option<String>)> {
-    let lock = || dialogs.starts.0.lock().unwrap_or_else(|e| e.into_inner());
-    let kept = lock().get(&q.norm).cloned();
-    let found = kept.unwrap_or_else(|| {
-        let found = look_for_start(dialogs, q);
-        let mut kept = lock();
-        if kept.len() >= STARTS_KEPT {
-            kept.clear();
-        }
-        kept.insert(q.norm.clone(), found.clone());
-        found
-    });
-    found.map(|(i, rest)| (&dialogs.list[i], rest))
+    // Not a question of the day: one day serves for all.
+    let found = dialogs
+        .starts
+        .0
+        .get_or(&q.norm, time::Date::MIN, || look_for_start(dialogs, q));
+    found
+        .as_ref()
+        .as_ref()
+        .map(|(i, rest)| (&dialogs.list[*i], rest.clone()))
 }
 
 /// [`find_start`] without the memory: the index of the dialog.
@@ -892,7 +890,7 @@ mod tests {
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect();
         let dialogs = Dialogs::load(&files).unwrap();
-        let kept = || dialogs.starts.0.lock().unwrap().len();
+        let kept = || dialogs.starts.0.len();
         for text in [
             "我要入驻 光梭科技",
             "show my registrations please",
@@ -914,7 +912,7 @@ mod tests {
         let q = Query::new("我要入驻 光梭科技");
         let (d, rest) = find_start(&dialogs, &q).unwrap();
         assert_eq!((d.id.as_str(), rest.as_deref()), ("inquiry", Some("光梭科技")));
-        assert_eq!(dialogs.clone().starts.0.lock().unwrap().len(), 0, "a copy starts empty");
+        assert_eq!(dialogs.clone().starts.0.len(), 0, "a copy starts empty");
     }
 
     #[test]
