@@ -11,7 +11,7 @@ use time::{Date, OffsetDateTime};
 use crate::knowledge::{Knowledge, Lang};
 use crate::phrasebook::Phrasebook;
 use crate::search::{Index, Item, Query};
-use crate::store::Store;
+use crate::store::{ItemKind, ItemRef, Store};
 
 /// Knowledge and its index, swapped as one after an import.
 pub struct Brain {
@@ -29,32 +29,32 @@ pub struct Brain {
     queries: Memo<Query>,
     /// List lines and events' times, made when first shown.
     pub(crate) shown: Shown,
-    /// Each item's stable key (`kind:id`), as kept in a list's rest.
+    /// Each item's stable reference, as kept in a list's rest.
     pub(crate) keys: ItemKeys,
 }
 
-/// `kind:id` of every item, made once per knowledge: a long list keeps
-/// dozens of them for "more", now shared instead of formatted each time.
+/// The reference of every item, made once per knowledge: a long list keeps
+/// dozens of them for "more", now shared instead of made each time.
 pub(crate) struct ItemKeys {
-    field: Vec<Arc<str>>,
-    enterprise: Vec<Arc<str>>,
-    event: Vec<Arc<str>>,
-    faq: Vec<Arc<str>>,
-    /// The other way: the item a key names ("more" resolves up to 45
-    /// keys, among 10,000 items or more).
-    items: HashMap<Arc<str>, Item>,
+    field: Vec<ItemRef>,
+    enterprise: Vec<ItemRef>,
+    event: Vec<ItemRef>,
+    faq: Vec<ItemRef>,
+    /// The other way: the item a reference names ("more" resolves up to
+    /// 45 of them, among 10,000 items or more).
+    items: HashMap<ItemRef, Item>,
 }
 
 impl ItemKeys {
     fn new(k: &Knowledge) -> ItemKeys {
-        fn keys<'a>(kind: &str, ids: impl Iterator<Item = &'a String>) -> Vec<Arc<str>> {
-            ids.map(|id| Arc::from(format!("{kind}:{id}"))).collect()
+        fn keys<'a>(kind: ItemKind, ids: impl Iterator<Item = &'a String>) -> Vec<ItemRef> {
+            ids.map(|id| ItemRef::new(kind, id)).collect()
         }
         let mut keys = ItemKeys {
-            field: keys("field", k.field.iter().map(|x| &x.id)),
-            enterprise: keys("enterprise", k.enterprise.iter().map(|x| &x.id)),
-            event: keys("event", k.event.iter().map(|x| &x.id)),
-            faq: keys("faq", k.faq.iter().map(|x| &x.id)),
+            field: keys(ItemKind::Field, k.field.iter().map(|x| &x.id)),
+            enterprise: keys(ItemKind::Enterprise, k.enterprise.iter().map(|x| &x.id)),
+            event: keys(ItemKind::Event, k.event.iter().map(|x| &x.id)),
+            faq: keys(ItemKind::Faq, k.faq.iter().map(|x| &x.id)),
             items: HashMap::new(),
         };
         let all = [
@@ -76,11 +76,11 @@ impl ItemKeys {
     }
 
     /// The item `key` names, if the knowledge still holds it.
-    pub(crate) fn item(&self, key: &str) -> Option<Item> {
+    pub(crate) fn item(&self, key: &ItemRef) -> Option<Item> {
         self.items.get(key).copied()
     }
 
-    pub(crate) fn get(&self, item: Item) -> &Arc<str> {
+    pub(crate) fn get(&self, item: Item) -> &ItemRef {
         match item {
             Item::Field(i) => &self.field[i],
             Item::Enterprise(i) => &self.enterprise[i],

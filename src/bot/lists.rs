@@ -77,7 +77,11 @@ mod tests {
     fn list(n: usize) -> MoreList {
         MoreList {
             shown: n,
-            rest: vec![std::sync::Arc::from(format!("event:e{n}"))].into(),
+            rest: vec![crate::store::ItemRef::new(
+                crate::store::ItemKind::Event,
+                &format!("e{n}"),
+            )]
+            .into(),
             unlisted: 0,
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::knowledge::{Enterprise, Event, Faq, Lang};
 use crate::search::Item;
-use crate::store::MoreList;
+use crate::store::{ItemRef, MoreList};
 
 use crate::context::Ctx;
 use crate::store::StoreError;
@@ -180,13 +180,13 @@ fn starts<'a>(ctx: &Ctx<'a>, i: usize) -> &'a str {
         .when(i, ctx.lang, || ctx.phrases.datetime(ev.starts_at.0, ctx.lang))
 }
 
-/// A stable key for an item, kept in a `MoreList`.
-pub fn key(ctx: &Ctx, item: Item) -> std::sync::Arc<str> {
+/// A stable reference to an item, kept in a `MoreList`.
+pub fn key(ctx: &Ctx, item: Item) -> ItemRef {
     ctx.brain.keys.get(item).clone()
 }
 
-/// The item a key names, if it still exists.
-pub fn resolve(ctx: &Ctx, key: &str) -> Option<Item> {
+/// The item a reference names, if it still exists.
+pub fn resolve(ctx: &Ctx, key: &ItemRef) -> Option<Item> {
     ctx.brain.keys.item(key)
 }
 

@@ -2,6 +2,7 @@
 //! each identity. Each is stored as versioned bytes (see the module above).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -55,12 +56,97 @@ pub struct DialogState {
 pub struct MoreList {
     /// Number of items already shown (the next item's number is this + 1).
     pub shown: usize,
-    /// `kind:id` of each item not yet shown, in order (at most a few
-    /// pages); shared, as it is copied with the session on every message.
-    pub rest: std::sync::Arc<[std::sync::Arc<str>]>,
+    /// Each item not yet shown, in order (at most a few pages); shared,
+    /// as it is copied with the session on every message. A reference this
+    /// version cannot read (a kind added later, then rolled back) is left
+    /// out, as a removed item is, rather than making the session unreadable.
+    #[serde(deserialize_with = "readable_refs")]
+    pub rest: Arc<[ItemRef]>,
     /// Items after `rest` that are not kept (a very long list).
     #[serde(default)]
     pub unlisted: usize,
+}
+
+/// The kinds of knowledge item a kept reference can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemKind {
+    Field,
+    Enterprise,
+    Event,
+    Faq,
+}
+
+impl ItemKind {
+    pub const ALL: [ItemKind; 4] = [ItemKind::Field, ItemKind::Enterprise, ItemKind::Event, ItemKind::Faq];
+
+    /// The kind's name, as stored (the knowledge file's table name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Field => "field",
+            ItemKind::Enterprise => "enterprise",
+            ItemKind::Event => "event",
+            ItemKind::Faq => "faq",
+        }
+    }
+}
+
+/// A knowledge item named by kind and id, kept between messages (a list's
+/// rest): it still names the same item after the knowledge is imported
+/// again, or nothing if the item was removed. Stored as `kind:id`, the
+/// form every earlier version wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ItemRef {
+    pub kind: ItemKind,
+    pub id: Arc<str>,
+}
+
+impl ItemRef {
+    pub fn new(kind: ItemKind, id: &str) -> ItemRef {
+        ItemRef {
+            kind,
+            id: Arc::from(id),
+        }
+    }
+}
+
+impl std::fmt::Display for ItemRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind.as_str(), self.id)
+    }
+}
+
+impl std::str::FromStr for ItemRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ItemRef, String> {
+        let (kind, id) = s.split_once(':').ok_or_else(|| format!("{s:?} is not kind:id"))?;
+        let kind = ItemKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+            .ok_or_else(|| format!("{kind:?} is not a kind of item"))?;
+        if id.is_empty() {
+            return Err(format!("{s:?} has no id"));
+        }
+        Ok(ItemRef::new(kind, id))
+    }
+}
+
+impl Serialize for ItemRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ItemRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ItemRef, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn readable_refs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Arc<[ItemRef]>, D::Error> {
+    let stored = Vec::<std::borrow::Cow<'de, str>>::deserialize(d)?;
+    Ok(stored.iter().filter_map(|s| s.parse().ok()).collect())
 }
 
 /// Where a registration stands.
@@ -156,9 +242,32 @@ mod tests {
         let s: Session = serde_json::from_str(stored).unwrap();
         let more = s.more.as_ref().unwrap();
         assert_eq!(
-            more.rest.iter().map(|k| &**k).collect::<Vec<_>>(),
-            ["event:e1", "faq:f2"]
+            *more.rest,
+            [ItemRef::new(ItemKind::Event, "e1"), ItemRef::new(ItemKind::Faq, "f2")]
         );
         assert_eq!(serde_json::to_string(&s).unwrap(), stored);
+    }
+
+    /// Every kind reads back as written; a reference no version writes is
+    /// an error, not an item of some other kind.
+    #[test]
+    fn item_refs_read_back_and_refuse_what_no_version_wrote() {
+        for kind in ItemKind::ALL {
+            let r = ItemRef::new(kind, "a:b");
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}:a:b\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<ItemRef>(&json).unwrap(), r);
+        }
+        for bad in ["\"e1\"", "\"events:e1\"", "\"event:\"", "\":e1\"", "7"] {
+            assert!(serde_json::from_str::<ItemRef>(bad).is_err(), "{bad}");
+        }
+        // In a session, such a reference names nothing, like a removed
+        // item: the session still reads, with the references it can.
+        let stored = r#"{"more":{"shown":5,"rest":["event:e1","service:s1","faq:f2"]},"updated_at":7}"#;
+        let s: Session = serde_json::from_str(stored).unwrap();
+        assert_eq!(
+            *s.more.unwrap().rest,
+            [ItemRef::new(ItemKind::Event, "e1"), ItemRef::new(ItemKind::Faq, "f2")]
+        );
     }
 }
