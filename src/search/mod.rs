@@ -105,6 +105,13 @@ const MIN_COVERAGE: f32 = 0.2;
 const MIN_COVERAGE_QUESTION: f32 = 0.35;
 /// The same for an answer found through one concept of its name or tags.
 const MIN_COVERAGE_CONCEPT: f32 = 0.4;
+/// A best match that is strong (a concept or word of the question in its
+/// name, tags or stored questions) and scores at least this many times the
+/// next one is confident with less coverage: the rest of the question is
+/// words the knowledge does not know ("my gran can't hear the tv properly").
+const CLEAR_LEAD: f32 = 2.0;
+/// The least coverage for a clear lead.
+const MIN_COVERAGE_LEAD: f32 = 0.25;
 
 #[derive(Debug, Clone, Copy)]
 struct Posting {
@@ -1160,7 +1167,35 @@ impl Index {
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
         hits.truncate(TOP_K);
+        let next = hits.get(1).map_or(0.0, |h| h.score);
+        if let Some(first) = hits.first_mut()
+            && !first.confident
+            && first.strong
+            && first.coverage >= MIN_COVERAGE_LEAD
+            && first.score >= next * CLEAR_LEAD
+        {
+            first.confident = true;
+        }
         hits
+    }
+
+    /// Whether `item` mentions an industry concept of the question that no
+    /// field's name, aliases or keywords mention: a detail finer than any
+    /// field ("老年痴呆的药" beside 老人, which finds the eldercare field).
+    pub fn fits_unfielded(&self, q: &Query, item: Item) -> bool {
+        let Some(doc) = self.docs.iter().position(|d| d.item == item) else {
+            return false;
+        };
+        q.concepts()
+            .filter_map(|t| t.concept)
+            .filter(|&c| {
+                self.lexicon.kind(c) == ConceptKind::Industry && !self.field_concepts.iter().any(|fc| fc.contains(&c))
+            })
+            .any(|c| {
+                self.concept_postings
+                    .get(c as usize)
+                    .is_some_and(|p| p.iter().any(|p| p.doc as usize == doc))
+            })
     }
 
     /// Whether the question says something besides the name part at
@@ -1448,6 +1483,43 @@ tags = ["班车", "shuttle", "metro"]
         let hit = top(&idx, "光梭激光雷大在哪").unwrap();
         assert_eq!(hit.item, Item::Enterprise(0));
         assert!(hit.full_name);
+    }
+
+    #[test]
+    fn a_clear_lead_through_a_concept_is_confident_beside_unknown_words() {
+        // Enough other items for a word in one item to be telling.
+        let others: String = (0..18)
+            .map(|i| format!("[[faq]]\nid = \"f{i}\"\nquestions = [\"q{i}\"]\nanswer = \"a{i}\"\ntags = [\"t{i}\"]\n"))
+            .collect();
+        let k = knowledge(
+            &(others
+                + r#"
+[[enterprise]]
+id = "echo"
+name = { zh = "声语听力", en = "EchoEar" }
+summary = { zh = "生产隐形助听器", en = "Makes invisible hearing aids" }
+tags = ["助听器", "hearing aids"]
+[[enterprise]]
+id = "stride"
+name = { zh = "步康机器人", en = "StrideBot" }
+summary = { zh = "生产下肢外骨骼", en = "Makes lower-limb exoskeletons" }
+tags = ["外骨骼", "exoskeleton"]
+[[faq]]
+id = "parking"
+questions = ["停车收费吗？", "How much is parking?"]
+answer = { zh = "每次10元", en = "10 yuan per entry" }
+tags = ["停车", "parking"]
+"#),
+        );
+        let idx = Index::build(&k);
+        // Most of the question is words the knowledge lacks; the one
+        // concept it has (hearing) is in one item's tags, far ahead.
+        let hit = top(&idx, "can't hear the tv properly, everything sounds muffled").unwrap();
+        assert_eq!(hit.item, Item::Enterprise(0));
+        assert!(hit.coverage < MIN_COVERAGE_CONCEPT && hit.confident, "{hit:?}");
+        // No lead without a concept or word in a name or tag.
+        let none = top(&idx, "watching the tv properly");
+        assert!(none.as_ref().is_none_or(|h| !h.confident), "{none:?}");
     }
 
     #[test]
