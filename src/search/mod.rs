@@ -84,6 +84,10 @@ const ASK_ABOUT_ZH: &[&str] = &[
 /// Characters that mostly make grammar, not content (for telling a word
 /// from the edge of two words in a namesake's question).
 const ZH_GRAMMAR_CHARS: &str = "一二三四五六七八九十几多少家公司主要做什么有没能会想去来到把被让给对从向往个些点样用可以得着过该就才再又很太最更比所为因而但如果不怎哪谁啥";
+/// Characters that say nothing of a subject on their own: particles,
+/// pronouns, and where-and-how words of asking about a company.
+const ZH_LONE_STOP_CHARS: &str =
+    "的了吗呢吧啊呀哦嘛是在和与及或也都还等请问您你我他她它们这那里边上下中楼栋层号座门址找";
 /// A partial name is a namesake when the rest of the question says this
 /// many times as much (in Chinese characters) as the name part, and the
 /// item matches none of it.
@@ -133,6 +137,9 @@ struct Doc {
     /// Whether each tag holds an informative term (set once the index is
     /// complete).
     tag_informative: Vec<bool>,
+    /// The Chinese characters of all its text, sorted (for telling a
+    /// namesake by what the rest of a question says).
+    han: Vec<char>,
 }
 
 /// A phrase to look for in questions (a field alias, an intent word).
@@ -412,6 +419,10 @@ struct DocBuilder<'a> {
     concepts: HashMap<u32, (f32, u8)>,
     /// Only industry concepts (a field is a kind of company, not a service).
     industries_only: bool,
+    /// A company: a service or situation word in its name is part of the
+    /// name, not what it is about ("HeartPath Medical" is no clinic).
+    company: bool,
+    han: Vec<char>,
 }
 
 impl DocBuilder<'_> {
@@ -429,6 +440,7 @@ impl DocBuilder<'_> {
 
     fn add(&mut self, text: &str, zone: u8, weight: f32) {
         let norm = normalize(text);
+        self.han.extend(norm.chars().filter(|&c| crate::knowledge::is_han(c)));
         let content = terms(&norm, false);
         if !self.lexicon.is_empty() {
             let all = terms(&norm, true);
@@ -444,6 +456,11 @@ impl DocBuilder<'_> {
                 found.retain(|&c| self.lexicon.kind(c) == ConceptKind::Industry);
             }
             for c in found {
+                let (zone, weight) = if self.company && zone & NAME != 0 && self.lexicon.kind(c) == ConceptKind::Topic {
+                    (BODY, W_BODY)
+                } else {
+                    (zone, weight)
+                };
                 // Once is enough: a concept said often is not more relevant.
                 let e = self.concepts.entry(c).or_insert((0.0, 0));
                 e.0 = e.0.max(weight.min(W_CONCEPT_MAX));
@@ -766,6 +783,8 @@ impl Index {
             lexicon: &self.lexicon,
             concepts: HashMap::new(),
             industries_only: matches!(item, Item::Field(_)),
+            company: matches!(item, Item::Enterprise(_)),
+            han: Vec::new(),
         };
         fill(&mut b);
         if matches!(item, Item::Faq(_)) {
@@ -784,6 +803,9 @@ impl Index {
         }
         let mut names: Vec<String> = name.all().into_iter().map(normalize).collect();
         names.extend(b.names);
+        let mut han = b.han;
+        han.sort_unstable();
+        han.dedup();
         names.retain(|n| n.chars().count() >= 2);
         self.docs.push(Doc {
             item,
@@ -796,6 +818,7 @@ impl Index {
                 .collect(),
             tag_informative: Vec::new(),
             tags: b.tags,
+            han,
         });
     }
 
@@ -1243,6 +1266,20 @@ impl Index {
                 return true;
             }
         }
+        // Single characters that carry meaning and that the item's text
+        // lacks ("白鲸能活多少年": 活, 年; "蜂巢蜜怎么吃": 蜜, 吃), beside grammar
+        // characters that keep them out of any word.
+        for (c, ch) in chars.iter().enumerate() {
+            if crate::knowledge::is_han(*ch)
+                && !at(c, name)
+                && !at(c, neutral)
+                && !ZH_GRAMMAR_CHARS.contains(*ch)
+                && !ZH_LONE_STOP_CHARS.contains(*ch)
+                && d.han.binary_search(ch).is_err()
+            {
+                rest_chars.push(c);
+            }
+        }
         for t in q.concepts() {
             let other = t.concept.is_some_and(|c| match self.lexicon.kind(c) {
                 ConceptKind::Industry => true,
@@ -1483,6 +1520,62 @@ tags = ["班车", "shuttle", "metro"]
         let hit = top(&idx, "光梭激光雷大在哪").unwrap();
         assert_eq!(hit.item, Item::Enterprise(0));
         assert!(hit.full_name);
+    }
+
+    #[test]
+    fn lone_characters_the_item_lacks_make_a_namesake() {
+        let k = knowledge(
+            r#"
+[[enterprise]]
+id = "beluga"
+name = { zh = "白鲸细胞", en = "Beluga Cell Therapeutics" }
+summary = { zh = "把病人自己的T细胞改造后回输，治疗白血病", en = "Engineers patients' own T cells to treat leukaemia" }
+tags = ["细胞治疗", "cell therapy"]
+location = { zh = "细胞治疗中心2层", en = "Cell Therapy Center, 2F" }
+[[enterprise]]
+id = "hive"
+name = { zh = "蜂巢数据", en = "HiveData" }
+summary = { zh = "整理医院的病历数据", en = "Cleans hospital records" }
+tags = ["医疗数据"]
+"#,
+        );
+        let idx = Index::build(&k);
+        // Every two characters hold a grammar character (能活, 多少, 少年),
+        // but 活 and 年 say what the question is about: not the company.
+        for q in ["白鲸能活多少年", "蜂巢蜜怎么吃才对"] {
+            let hit = top(&idx, q);
+            assert!(hit.as_ref().is_none_or(|h| !h.confident && !h.named), "{q}: {hit:?}");
+        }
+        // Asking where it is: the company, by its short name.
+        let hit = top(&idx, "白鲸在哪栋楼").unwrap();
+        assert_eq!(hit.item, Item::Enterprise(0));
+        assert!(hit.named && hit.confident, "{hit:?}");
+    }
+
+    #[test]
+    fn a_service_word_in_a_company_name_is_no_service() {
+        let k = knowledge(
+            r#"
+[[enterprise]]
+id = "heartpath"
+name = { zh = "心途医疗", en = "HeartPath Medical" }
+summary = { zh = "研发可降解心脏支架", en = "Develops bioresorbable heart stents" }
+tags = ["心脏支架", "stents"]
+[[faq]]
+id = "clinic"
+questions = ["园区有医务室吗？", "Is there a clinic?"]
+answer = { zh = "医务室在一层", en = "The clinic is on the ground floor" }
+tags = ["医务室", "clinic"]
+"#,
+        );
+        let idx = Index::build(&k);
+        let hits = idx.search(&idx.expand(&Query::new("my colleague is bleeding, we need medical help")));
+        // "Medical" in the name still matches, but is not what the company
+        // is about: no strong match, so no answer by it alone.
+        assert!(
+            hits.iter().all(|h| h.item != Item::Enterprise(0) || !h.strong),
+            "{hits:?}"
+        );
     }
 
     #[test]
