@@ -371,6 +371,8 @@ struct Evidence {
 struct Resolved<'a> {
     postings: &'a [Posting],
     factor: f32,
+    /// How many items the term tells apart (see `Index::concept_df`).
+    df: usize,
     idf: f32,
     concept: bool,
     /// An English word that asks about an item ("make", "located"), not
@@ -406,6 +408,10 @@ pub struct Index {
     field_concepts: Vec<Vec<u32>>,
     /// For each concept of the lexicon: the items that mention it.
     concept_postings: Vec<Vec<Posting>>,
+    /// For each concept: how many items it tells apart, for its idf. A
+    /// service or situation (a topic) said only in a company's description
+    /// ("为医院提供…" in a health park) does not make it common.
+    concept_df: Vec<usize>,
     /// The concept lexicon: built-in concepts and the park's.
     pub lexicon: Lexicon,
 }
@@ -728,6 +734,21 @@ impl Index {
             .filter(|t| index.fields.iter().any(|f| f.0.iter().any(|p| t.holds(p))))
             .cloned()
             .collect();
+        index.concept_df = index
+            .concept_postings
+            .iter()
+            .enumerate()
+            .map(|(c, postings)| {
+                if index.lexicon.kind(c as u32) != ConceptKind::Topic {
+                    return postings.len();
+                }
+                let incidental = |p: &&Posting| {
+                    matches!(index.docs[p.doc as usize].item, Item::Enterprise(_)) && p.zones & !BODY == 0
+                };
+                let df = postings.iter().filter(|p| !incidental(p)).count();
+                if df == 0 { postings.len() } else { df }
+            })
+            .collect();
         let total: f32 = index.docs.iter().map(|d| d.len).sum();
         index.avg_len = if index.docs.is_empty() {
             1.0
@@ -1035,9 +1056,14 @@ impl Index {
         let mut resolved: Vec<Resolved> = Vec::new();
         for t in q.terms().iter().filter(|t| seen.insert((t.concept, t.text.as_str()))) {
             let found = self.resolve(t, &q.norm);
+            let df = |p: &Vec<Posting>| {
+                t.concept
+                    .and_then(|c| self.concept_df.get(c as usize).copied())
+                    .unwrap_or(p.len())
+            };
             if t.concept.is_some() || !explained(t) {
                 said += match found {
-                    Some((p, _)) => self.idf(p.len()),
+                    Some((p, _)) => self.idf(df(p)),
                     // A number unknown to the knowledge ("a room for 20")
                     // is a quantity, not a subject.
                     None if t.concept.is_some()
@@ -1064,7 +1090,8 @@ impl Index {
             resolved.push(Resolved {
                 postings: p,
                 factor,
-                idf: self.idf(p.len()),
+                df: df(p),
+                idf: self.idf(df(p)),
                 concept: t.concept.is_some(),
                 ask: !t.han && t.concept.is_none() && ask_about_en().contains(&t.text),
                 spans: q
@@ -1376,7 +1403,7 @@ impl Index {
             }
             let again = r.concept && matched.iter().any(|&s| r.covers(s));
             matched.extend(&r.spans);
-            if self.informative(r.postings.len()) {
+            if self.informative(r.df) {
                 if !again {
                     e.terms += 1;
                 }
@@ -1520,6 +1547,37 @@ tags = ["班车", "shuttle", "metro"]
         let hit = top(&idx, "光梭激光雷大在哪").unwrap();
         assert_eq!(hit.item, Item::Enterprise(0));
         assert!(hit.full_name);
+    }
+
+    #[test]
+    fn a_service_said_in_company_descriptions_stays_telling() {
+        let companies: String = (0..5)
+            .map(|i| {
+                format!(
+                    "[[enterprise]]\nid = \"c{i}\"\nname = \"Company {i}\"\nsummary = \"Sells devices to every hospital\"\n"
+                )
+            })
+            .collect();
+        let k = knowledge(
+            &(companies
+                + r#"
+[[faq]]
+id = "clinic"
+questions = ["Is there a clinic?"]
+answer = "The clinic is on the ground floor"
+tags = ["clinic", "first aid"]
+"#),
+        );
+        let idx = Index::build(&k);
+        let health = (0..idx.lexicon.len() as u32)
+            .find(|&c| idx.lexicon.id(c) == "health")
+            .unwrap();
+        // Six items mention it; one is about it (the FAQ's tags).
+        assert_eq!(idx.concept_items(health), 6);
+        assert_eq!(idx.concept_df[health as usize], 1);
+        let hit = top(&idx, "my colleague cut his hand and is bleeding").unwrap();
+        assert_eq!(hit.item, Item::Faq(0));
+        assert!(hit.confident, "{hit:?}");
     }
 
     #[test]
@@ -1718,6 +1776,7 @@ tags = ["staff card"]
         let r = Resolved {
             postings: &idx.concept_postings[access as usize],
             factor: 1.0,
+            df: idx.concept_df[access as usize],
             idf: 1.0,
             concept: true,
             ask: false,
