@@ -5,7 +5,8 @@
 //! paraphrases, `tests/qa/chaohu.toml`, written the way people talk,
 //! `tests/qa/weishui.toml`, an agri-food park in the same style, and
 //! `tests/qa/beibu.toml`, a cross-border port park, and
-//! `tests/qa/keqiao.toml`, a textile and fashion park) —
+//! `tests/qa/keqiao.toml`, a textile and fashion park, and
+//! `tests/qa/jinshan.toml`, a biomedicine and health park) —
 //! scored exactly as `../shared/eval/qa_eval.py` scores the
 //! shared set: top-1, by substring after NFKC and case folding. The bar is
 //! 90 % for the first two; the development parks' are a little under what the work reached (see
@@ -241,4 +242,15 @@ fn the_cross_border_port_park_scores_at_least_88_percent() {
 fn the_textile_and_fashion_park_scores_at_least_88_percent() {
     let (passed, total, failures) = score_set("tests/qa/keqiao.toml", "tests/qa/keqiao_eval.json");
     assert!(passed * 100 >= total * 88, "below 88 %:\n{}", failures.join("\n"));
+}
+
+/// Jinshan Bay BioPort: a biomedicine and health park (drugs, devices and
+/// diagnostics, CRO/CDMO, medical AI, eldercare, cosmetics and nutrition)
+/// with lab services among its FAQs, 172 questions in everyday wording (18
+/// out of scope, 14 sharing a word with a name). First run 127/172; the bar
+/// is below what the work reached (see docs/PERFORMANCE.md, "Eighth round").
+#[test]
+fn the_biomedicine_and_health_park_scores_at_least_90_percent() {
+    let (passed, total, failures) = score_set("tests/qa/jinshan.toml", "tests/qa/jinshan_eval.json");
+    assert!(passed * 100 >= total * 90, "below 90 %:\n{}", failures.join("\n"));
 }

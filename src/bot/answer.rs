@@ -106,6 +106,9 @@ pub struct Reading {
     /// Fields named (by name, alias or keyword), or found through the
     /// question's industry concepts when it asks for companies.
     pub fields: Vec<(usize, Vec<(usize, usize)>)>,
+    /// The fields were found through the question's industry concepts,
+    /// not named.
+    pub by_concept: bool,
     pub event_words: Vec<(usize, usize)>,
     pub field_words: Vec<(usize, usize)>,
     /// The time the question speaks of, when it asks about events (event
@@ -127,9 +130,11 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         // said whole is that event, not the field's list.
         fields.retain(|(_, spans)| !spans.iter().all(|&s| index.in_event_tag(&q, s)));
     }
+    let mut by_concept = false;
     if fields.is_empty() && !intents.list.find(&q).is_empty() {
         // "做工厂自动化的公司": a field found through what its companies do.
         fields = index.fields_by_concept(&q);
+        by_concept = !fields.is_empty();
     }
     let asks_events = !event_words.is_empty()
         || q.concepts()
@@ -162,6 +167,7 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
     Reading {
         q,
         fields,
+        by_concept,
         event_words,
         field_words,
         period,
@@ -237,6 +243,7 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
     let Reading {
         q,
         fields,
+        by_concept,
         event_words,
         field_words,
         period,
@@ -261,6 +268,11 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
                     fields
                         .iter()
                         .any(|(f, _)| k.enterprise[i].fields.contains(&k.field[*f].id))
+                        // A field guessed from the question's industry words,
+                        // while the company fits a finer one that no field
+                        // covers ("有没有公司在研究治老年痴呆的药": 老人 finds the
+                        // eldercare field, 老年痴呆 the drug maker).
+                        || (*by_concept && h.strong && index.fits_unfielded(q, h.item))
                 }
                 // An event named (its short name is also a field's word:
                 // "game jam").

@@ -819,6 +819,54 @@ fn answers_without_live_state_are_kept_per_language_and_event_answers_are_not() 
     assert!(!later.contains("Salon number 1"), "{later}");
 }
 
+/// A health park in small: an eldercare field (养老 in its alias, found
+/// through the elderly-care concept when a question says 老人), and a
+/// drug maker whose tags say 阿尔茨海默 (a concept no field mentions).
+const HEALTH: &str = r#"
+[[field]]
+id = "drugs"
+name = { zh = "创新药", en = "innovative drugs" }
+aliases = ["新药研发"]
+[[field]]
+id = "eldercare"
+name = { zh = "康复与养老科技", en = "eldercare tech" }
+aliases = ["智慧养老"]
+[[enterprise]]
+id = "pinecrest"
+name = { zh = "青松药业", en = "PineCrest Pharma" }
+fields = ["drugs"]
+summary = { zh = "研发治疗阿尔茨海默病的小分子药", en = "Develops small-molecule drugs for Alzheimer's disease" }
+tags = ["阿尔茨海默", "alzheimer's"]
+[[enterprise]]
+id = "silver"
+name = { zh = "银龄守护", en = "SilverGuard" }
+fields = ["eldercare"]
+summary = { zh = "给独居老人装跌倒报警器", en = "Fall alarms for elderly people living alone" }
+tags = ["跌倒报警", "fall detection"]
+[[enterprise]]
+id = "carenest"
+name = { zh = "安护智能", en = "CareNest" }
+fields = ["eldercare"]
+summary = { zh = "生产电动轮椅和护理床，适合卧床的老人", en = "Power wheelchairs and nursing beds for bedridden elderly people" }
+tags = ["电动轮椅", "护理床"]
+"#;
+
+#[test]
+fn a_company_fitting_a_finer_industry_than_the_field_guessed_is_answered() {
+    let a = Answering::new(HEALTH);
+    let ask = |text: &str| {
+        answer::answer(&a.ctx(Lang::Zh), &crate::search::Query::new(text))
+            .unwrap()
+            .text
+    };
+    // 老人 finds the eldercare field; 老年痴呆 (no field's word) the drug maker.
+    let r = ask("老人记性越来越差，有没有公司在研究治老年痴呆的药");
+    assert!(r.starts_with("青松药业"), "{r}");
+    // Without the finer detail, the field found through its words is listed.
+    let r = ask("有没有公司做老人用的产品");
+    assert!(r.contains("银龄守护") && r.contains("安护智能"), "{r}");
+}
+
 /// A trade park in small: a trademark firm, a tax agent and a briefing
 /// on the same tax, and an event to sign up for.
 const TRADE: &str = r#"

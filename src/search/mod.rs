@@ -84,6 +84,10 @@ const ASK_ABOUT_ZH: &[&str] = &[
 /// Characters that mostly make grammar, not content (for telling a word
 /// from the edge of two words in a namesake's question).
 const ZH_GRAMMAR_CHARS: &str = "一二三四五六七八九十几多少家公司主要做什么有没能会想去来到把被让给对从向往个些点样用可以得着过该就才再又很太最更比所为因而但如果不怎哪谁啥";
+/// Characters that say nothing of a subject on their own: particles,
+/// pronouns, and where-and-how words of asking about a company.
+const ZH_LONE_STOP_CHARS: &str =
+    "的了吗呢吧啊呀哦嘛是在和与及或也都还等请问您你我他她它们这那里边上下中楼栋层号座门址找";
 /// A partial name is a namesake when the rest of the question says this
 /// many times as much (in Chinese characters) as the name part, and the
 /// item matches none of it.
@@ -105,6 +109,13 @@ const MIN_COVERAGE: f32 = 0.2;
 const MIN_COVERAGE_QUESTION: f32 = 0.35;
 /// The same for an answer found through one concept of its name or tags.
 const MIN_COVERAGE_CONCEPT: f32 = 0.4;
+/// A best match that is strong (a concept or word of the question in its
+/// name, tags or stored questions) and scores at least this many times the
+/// next one is confident with less coverage: the rest of the question is
+/// words the knowledge does not know ("my gran can't hear the tv properly").
+const CLEAR_LEAD: f32 = 2.0;
+/// The least coverage for a clear lead.
+const MIN_COVERAGE_LEAD: f32 = 0.25;
 
 #[derive(Debug, Clone, Copy)]
 struct Posting {
@@ -126,6 +137,9 @@ struct Doc {
     /// Whether each tag holds an informative term (set once the index is
     /// complete).
     tag_informative: Vec<bool>,
+    /// The Chinese characters of all its text, sorted (for telling a
+    /// namesake by what the rest of a question says).
+    han: Vec<char>,
 }
 
 /// A phrase to look for in questions (a field alias, an intent word).
@@ -357,6 +371,8 @@ struct Evidence {
 struct Resolved<'a> {
     postings: &'a [Posting],
     factor: f32,
+    /// How many items the term tells apart (see `Index::concept_df`).
+    df: usize,
     idf: f32,
     concept: bool,
     /// An English word that asks about an item ("make", "located"), not
@@ -392,6 +408,10 @@ pub struct Index {
     field_concepts: Vec<Vec<u32>>,
     /// For each concept of the lexicon: the items that mention it.
     concept_postings: Vec<Vec<Posting>>,
+    /// For each concept: how many items it tells apart, for its idf. A
+    /// service or situation (a topic) said only in a company's description
+    /// ("为医院提供…" in a health park) does not make it common.
+    concept_df: Vec<usize>,
     /// The concept lexicon: built-in concepts and the park's.
     pub lexicon: Lexicon,
 }
@@ -405,6 +425,10 @@ struct DocBuilder<'a> {
     concepts: HashMap<u32, (f32, u8)>,
     /// Only industry concepts (a field is a kind of company, not a service).
     industries_only: bool,
+    /// A company: a service or situation word in its name is part of the
+    /// name, not what it is about ("HeartPath Medical" is no clinic).
+    company: bool,
+    han: Vec<char>,
 }
 
 impl DocBuilder<'_> {
@@ -422,6 +446,7 @@ impl DocBuilder<'_> {
 
     fn add(&mut self, text: &str, zone: u8, weight: f32) {
         let norm = normalize(text);
+        self.han.extend(norm.chars().filter(|&c| crate::knowledge::is_han(c)));
         let content = terms(&norm, false);
         if !self.lexicon.is_empty() {
             let all = terms(&norm, true);
@@ -437,6 +462,11 @@ impl DocBuilder<'_> {
                 found.retain(|&c| self.lexicon.kind(c) == ConceptKind::Industry);
             }
             for c in found {
+                let (zone, weight) = if self.company && zone & NAME != 0 && self.lexicon.kind(c) == ConceptKind::Topic {
+                    (BODY, W_BODY)
+                } else {
+                    (zone, weight)
+                };
                 // Once is enough: a concept said often is not more relevant.
                 let e = self.concepts.entry(c).or_insert((0.0, 0));
                 e.0 = e.0.max(weight.min(W_CONCEPT_MAX));
@@ -704,6 +734,21 @@ impl Index {
             .filter(|t| index.fields.iter().any(|f| f.0.iter().any(|p| t.holds(p))))
             .cloned()
             .collect();
+        index.concept_df = index
+            .concept_postings
+            .iter()
+            .enumerate()
+            .map(|(c, postings)| {
+                if index.lexicon.kind(c as u32) != ConceptKind::Topic {
+                    return postings.len();
+                }
+                let incidental = |p: &&Posting| {
+                    matches!(index.docs[p.doc as usize].item, Item::Enterprise(_)) && p.zones & !BODY == 0
+                };
+                let df = postings.iter().filter(|p| !incidental(p)).count();
+                if df == 0 { postings.len() } else { df }
+            })
+            .collect();
         let total: f32 = index.docs.iter().map(|d| d.len).sum();
         index.avg_len = if index.docs.is_empty() {
             1.0
@@ -759,6 +804,8 @@ impl Index {
             lexicon: &self.lexicon,
             concepts: HashMap::new(),
             industries_only: matches!(item, Item::Field(_)),
+            company: matches!(item, Item::Enterprise(_)),
+            han: Vec::new(),
         };
         fill(&mut b);
         if matches!(item, Item::Faq(_)) {
@@ -777,6 +824,9 @@ impl Index {
         }
         let mut names: Vec<String> = name.all().into_iter().map(normalize).collect();
         names.extend(b.names);
+        let mut han = b.han;
+        han.sort_unstable();
+        han.dedup();
         names.retain(|n| n.chars().count() >= 2);
         self.docs.push(Doc {
             item,
@@ -789,6 +839,7 @@ impl Index {
                 .collect(),
             tag_informative: Vec::new(),
             tags: b.tags,
+            han,
         });
     }
 
@@ -1005,9 +1056,14 @@ impl Index {
         let mut resolved: Vec<Resolved> = Vec::new();
         for t in q.terms().iter().filter(|t| seen.insert((t.concept, t.text.as_str()))) {
             let found = self.resolve(t, &q.norm);
+            let df = |p: &Vec<Posting>| {
+                t.concept
+                    .and_then(|c| self.concept_df.get(c as usize).copied())
+                    .unwrap_or(p.len())
+            };
             if t.concept.is_some() || !explained(t) {
                 said += match found {
-                    Some((p, _)) => self.idf(p.len()),
+                    Some((p, _)) => self.idf(df(p)),
                     // A number unknown to the knowledge ("a room for 20")
                     // is a quantity, not a subject.
                     None if t.concept.is_some()
@@ -1034,7 +1090,8 @@ impl Index {
             resolved.push(Resolved {
                 postings: p,
                 factor,
-                idf: self.idf(p.len()),
+                df: df(p),
+                idf: self.idf(df(p)),
                 concept: t.concept.is_some(),
                 ask: !t.han && t.concept.is_none() && ask_about_en().contains(&t.text),
                 spans: q
@@ -1160,7 +1217,35 @@ impl Index {
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
         hits.truncate(TOP_K);
+        let next = hits.get(1).map_or(0.0, |h| h.score);
+        if let Some(first) = hits.first_mut()
+            && !first.confident
+            && first.strong
+            && first.coverage >= MIN_COVERAGE_LEAD
+            && first.score >= next * CLEAR_LEAD
+        {
+            first.confident = true;
+        }
         hits
+    }
+
+    /// Whether `item` mentions an industry concept of the question that no
+    /// field's name, aliases or keywords mention: a detail finer than any
+    /// field ("老年痴呆的药" beside 老人, which finds the eldercare field).
+    pub fn fits_unfielded(&self, q: &Query, item: Item) -> bool {
+        let Some(doc) = self.docs.iter().position(|d| d.item == item) else {
+            return false;
+        };
+        q.concepts()
+            .filter_map(|t| t.concept)
+            .filter(|&c| {
+                self.lexicon.kind(c) == ConceptKind::Industry && !self.field_concepts.iter().any(|fc| fc.contains(&c))
+            })
+            .any(|c| {
+                self.concept_postings
+                    .get(c as usize)
+                    .is_some_and(|p| p.iter().any(|p| p.doc as usize == doc))
+            })
     }
 
     /// Whether the question says something besides the name part at
@@ -1206,6 +1291,20 @@ impl Index {
                 && !self.near_name_word(q, t, d)
             {
                 return true;
+            }
+        }
+        // Single characters that carry meaning and that the item's text
+        // lacks ("白鲸能活多少年": 活, 年; "蜂巢蜜怎么吃": 蜜, 吃), beside grammar
+        // characters that keep them out of any word.
+        for (c, ch) in chars.iter().enumerate() {
+            if crate::knowledge::is_han(*ch)
+                && !at(c, name)
+                && !at(c, neutral)
+                && !ZH_GRAMMAR_CHARS.contains(*ch)
+                && !ZH_LONE_STOP_CHARS.contains(*ch)
+                && d.han.binary_search(ch).is_err()
+            {
+                rest_chars.push(c);
             }
         }
         for t in q.concepts() {
@@ -1304,7 +1403,7 @@ impl Index {
             }
             let again = r.concept && matched.iter().any(|&s| r.covers(s));
             matched.extend(&r.spans);
-            if self.informative(r.postings.len()) {
+            if self.informative(r.df) {
                 if !again {
                     e.terms += 1;
                 }
@@ -1451,6 +1550,130 @@ tags = ["班车", "shuttle", "metro"]
     }
 
     #[test]
+    fn a_service_said_in_company_descriptions_stays_telling() {
+        let companies: String = (0..5)
+            .map(|i| {
+                format!(
+                    "[[enterprise]]\nid = \"c{i}\"\nname = \"Company {i}\"\nsummary = \"Sells devices to every hospital\"\n"
+                )
+            })
+            .collect();
+        let k = knowledge(
+            &(companies
+                + r#"
+[[faq]]
+id = "clinic"
+questions = ["Is there a clinic?"]
+answer = "The clinic is on the ground floor"
+tags = ["clinic", "first aid"]
+"#),
+        );
+        let idx = Index::build(&k);
+        let health = (0..idx.lexicon.len() as u32)
+            .find(|&c| idx.lexicon.id(c) == "health")
+            .unwrap();
+        // Six items mention it; one is about it (the FAQ's tags).
+        assert_eq!(idx.concept_items(health), 6);
+        assert_eq!(idx.concept_df[health as usize], 1);
+        let hit = top(&idx, "my colleague cut his hand and is bleeding").unwrap();
+        assert_eq!(hit.item, Item::Faq(0));
+        assert!(hit.confident, "{hit:?}");
+    }
+
+    #[test]
+    fn lone_characters_the_item_lacks_make_a_namesake() {
+        let k = knowledge(
+            r#"
+[[enterprise]]
+id = "beluga"
+name = { zh = "白鲸细胞", en = "Beluga Cell Therapeutics" }
+summary = { zh = "把病人自己的T细胞改造后回输，治疗白血病", en = "Engineers patients' own T cells to treat leukaemia" }
+tags = ["细胞治疗", "cell therapy"]
+location = { zh = "细胞治疗中心2层", en = "Cell Therapy Center, 2F" }
+[[enterprise]]
+id = "hive"
+name = { zh = "蜂巢数据", en = "HiveData" }
+summary = { zh = "整理医院的病历数据", en = "Cleans hospital records" }
+tags = ["医疗数据"]
+"#,
+        );
+        let idx = Index::build(&k);
+        // Every two characters hold a grammar character (能活, 多少, 少年),
+        // but 活 and 年 say what the question is about: not the company.
+        for q in ["白鲸能活多少年", "蜂巢蜜怎么吃才对"] {
+            let hit = top(&idx, q);
+            assert!(hit.as_ref().is_none_or(|h| !h.confident && !h.named), "{q}: {hit:?}");
+        }
+        // Asking where it is: the company, by its short name.
+        let hit = top(&idx, "白鲸在哪栋楼").unwrap();
+        assert_eq!(hit.item, Item::Enterprise(0));
+        assert!(hit.named && hit.confident, "{hit:?}");
+    }
+
+    #[test]
+    fn a_service_word_in_a_company_name_is_no_service() {
+        let k = knowledge(
+            r#"
+[[enterprise]]
+id = "heartpath"
+name = { zh = "心途医疗", en = "HeartPath Medical" }
+summary = { zh = "研发可降解心脏支架", en = "Develops bioresorbable heart stents" }
+tags = ["心脏支架", "stents"]
+[[faq]]
+id = "clinic"
+questions = ["园区有医务室吗？", "Is there a clinic?"]
+answer = { zh = "医务室在一层", en = "The clinic is on the ground floor" }
+tags = ["医务室", "clinic"]
+"#,
+        );
+        let idx = Index::build(&k);
+        let hits = idx.search(&idx.expand(&Query::new("my colleague is bleeding, we need medical help")));
+        // "Medical" in the name still matches, but is not what the company
+        // is about: no strong match, so no answer by it alone.
+        assert!(
+            hits.iter().all(|h| h.item != Item::Enterprise(0) || !h.strong),
+            "{hits:?}"
+        );
+    }
+
+    #[test]
+    fn a_clear_lead_through_a_concept_is_confident_beside_unknown_words() {
+        // Enough other items for a word in one item to be telling.
+        let others: String = (0..18)
+            .map(|i| format!("[[faq]]\nid = \"f{i}\"\nquestions = [\"q{i}\"]\nanswer = \"a{i}\"\ntags = [\"t{i}\"]\n"))
+            .collect();
+        let k = knowledge(
+            &(others
+                + r#"
+[[enterprise]]
+id = "echo"
+name = { zh = "声语听力", en = "EchoEar" }
+summary = { zh = "生产隐形助听器", en = "Makes invisible hearing aids" }
+tags = ["助听器", "hearing aids"]
+[[enterprise]]
+id = "stride"
+name = { zh = "步康机器人", en = "StrideBot" }
+summary = { zh = "生产下肢外骨骼", en = "Makes lower-limb exoskeletons" }
+tags = ["外骨骼", "exoskeleton"]
+[[faq]]
+id = "parking"
+questions = ["停车收费吗？", "How much is parking?"]
+answer = { zh = "每次10元", en = "10 yuan per entry" }
+tags = ["停车", "parking"]
+"#),
+        );
+        let idx = Index::build(&k);
+        // Most of the question is words the knowledge lacks; the one
+        // concept it has (hearing) is in one item's tags, far ahead.
+        let hit = top(&idx, "can't hear the tv properly, everything sounds muffled").unwrap();
+        assert_eq!(hit.item, Item::Enterprise(0));
+        assert!(hit.coverage < MIN_COVERAGE_CONCEPT && hit.confident, "{hit:?}");
+        // No lead without a concept or word in a name or tag.
+        let none = top(&idx, "watching the tv properly");
+        assert!(none.as_ref().is_none_or(|h| !h.confident), "{none:?}");
+    }
+
+    #[test]
     fn a_number_the_knowledge_lacks_is_no_subject() {
         let idx = Index::build(&kb());
         let with = top(&idx, "parking for 20 cars").unwrap();
@@ -1553,6 +1776,7 @@ tags = ["staff card"]
         let r = Resolved {
             postings: &idx.concept_postings[access as usize],
             factor: 1.0,
+            df: idx.concept_df[access as usize],
             idf: 1.0,
             concept: true,
             ask: false,
