@@ -177,6 +177,17 @@ impl Phrase {
         self.han
     }
 
+    /// Whether this phrase is `name` or a part of it ("火星" of 火星基地沉浸馆,
+    /// "mars" of "mars base experience").
+    fn within(&self, name: &Phrase) -> bool {
+        if self.has_han() || name.has_han() {
+            !self.norm.is_empty() && name.norm.contains(self.norm.as_str())
+        } else {
+            let n = self.words.len();
+            n > 0 && name.words.len() >= n && name.words.windows(n).any(|w| w == self.words.as_slice())
+        }
+    }
+
     /// Char spans where the phrase stands in `q`.
     pub fn find(&self, q: &Query) -> Vec<(usize, usize)> {
         let mut spans = Vec::new();
@@ -714,15 +725,22 @@ impl Index {
             list.sort();
             list.dedup();
         }
+        // A tag that is the name or a part of it ("火星" of 火星基地沉浸馆) says
+        // nothing the name does not: said whole it is the name again, and
+        // a namesake ("火星离地球有多远") stays one.
         let informative: Vec<Vec<bool>> = index
             .docs
             .iter()
             .map(|d| {
+                let names: Vec<Phrase> = d.names.iter().map(|n| Phrase::new(n)).collect();
                 d.tag_terms
                     .iter()
-                    .map(|ts| {
-                        ts.iter()
-                            .any(|t| index.postings.get(t).is_some_and(|p| index.informative(p.len())))
+                    .zip(&d.tags)
+                    .map(|(ts, tag)| {
+                        !names.iter().any(|n| tag.within(n))
+                            && ts
+                                .iter()
+                                .any(|t| index.postings.get(t).is_some_and(|p| index.informative(p.len())))
                     })
                     .collect()
             })
@@ -1417,6 +1435,31 @@ tags = ["班车", "shuttle", "metro"]
             "{texts:?}"
         );
         assert!(!texts.contains(&"3") && !texts.contains(&"d"), "{texts:?}");
+    }
+
+    #[test]
+    fn a_tag_that_is_part_of_the_name_is_the_name_again() {
+        let idx = Index::build(&knowledge(
+            r#"
+[[field]]
+id = "fun"
+name = { zh = "沉浸式体验", en = "immersive experiences" }
+[[enterprise]]
+id = "mars"
+name = { zh = "火星基地沉浸馆", en = "Mars Base Experience" }
+fields = ["fun"]
+summary = { zh = "模拟基地，游客穿上宇航服完成任务。", en = "A simulated base where visitors put on spacesuits for a mission." }
+tags = ["火星", "宇航服", "Mars", "spacesuit"]
+"#,
+        ));
+        // The tag 火星 / Mars is the name's part: a question about the
+        // planet is a namesake, as it would be without the tag.
+        assert!(top(&idx, "火星离地球有多远").is_none_or(|h| !h.confident && !h.named));
+        assert!(top(&idx, "how far is Mars from Earth").is_none_or(|h| !h.confident && !h.named));
+        // Asked about, it is still found by its name.
+        assert!(top(&idx, "火星基地在哪").is_some_and(|h| h.confident && h.named));
+        assert!(top(&idx, "where is Mars Base").is_some_and(|h| h.confident && h.named));
+        assert!(top(&idx, "火星基地沉浸馆").is_some_and(|h| h.full_name));
     }
 
     #[test]
