@@ -105,6 +105,10 @@ const MIN_COVERAGE: f32 = 0.2;
 const MIN_COVERAGE_QUESTION: f32 = 0.35;
 /// The same for an answer found through one concept of its name or tags.
 const MIN_COVERAGE_CONCEPT: f32 = 0.4;
+/// Two informative terms (words or concepts, anywhere in the item) that
+/// cover this much of the question make a match confident: the question
+/// describes the item, though in other words than its name and tags.
+const MIN_COVERAGE_DESCRIBED: f32 = 0.8;
 
 #[derive(Debug, Clone, Copy)]
 struct Posting {
@@ -468,12 +472,53 @@ impl DocBuilder<'_> {
         }
     }
 
+    /// A company's name. A word for a kind of company that ends it
+    /// ("赛博猫工作室", "CyberCat Studio") is what the company is, said by
+    /// many other names and questions ("我们工作室想搬过来"): it counts as
+    /// a word of the description, not of the name.
+    fn add_name(&mut self, t: &Text) {
+        for s in t.all() {
+            let norm = normalize(s.trim());
+            let kind = COMPANY_KINDS.iter().find(|k| {
+                norm.strip_suffix(**k).is_some_and(|stem| {
+                    let stem = stem.trim_end();
+                    stem.chars().count() >= 2
+                        && (k.chars().next().is_some_and(crate::knowledge::is_han) || stem.len() < norm.len() - k.len())
+                })
+            });
+            match kind {
+                Some(k) => {
+                    self.add(norm[..norm.len() - k.len()].trim_end(), NAME, W_NAME);
+                    self.add(k, BODY, W_BODY);
+                }
+                None => self.add(s, NAME, W_NAME),
+            }
+        }
+    }
+
     /// Aliases (names) and keywords (tags) of an item.
     fn aliases_keywords(&mut self, aliases: &[String], keywords: &[String]) {
         aliases.iter().for_each(|a| self.alias(a));
         keywords.iter().for_each(|k| self.tag(k));
     }
 }
+
+/// Words for a kind of company that end many companies' names
+/// (normalized: lower case).
+const COMPANY_KINDS: &[&str] = &[
+    "有限公司",
+    "工作室",
+    "公司",
+    "集团",
+    "studios",
+    "studio",
+    "company",
+    "ltd",
+    "ltd.",
+    "inc",
+    "inc.",
+    "group",
+];
 
 /// Kinds of places that end a place's name: after part of an item's name,
 /// they name another place (a namesake).
@@ -680,7 +725,7 @@ impl Index {
         }
         for (i, e) in k.enterprise.iter().enumerate() {
             index.add(Item::Enterprise(i), &e.name, |d| {
-                d.add_text(&e.name, NAME, W_NAME);
+                d.add_name(&e.name);
                 d.aliases_keywords(&e.aliases, &e.keywords);
                 e.tags.iter().for_each(|t| d.tag(t));
                 d.add_text(&e.summary, BODY, W_BODY);
@@ -1167,6 +1212,7 @@ impl Index {
                     confident: full_name
                         || ((named || (e.words >= 2 && !only_name) || tag) && coverage >= MIN_COVERAGE)
                         || (e.concept_strong && !only_name && coverage >= MIN_COVERAGE_CONCEPT)
+                        || (e.terms >= 2 && !only_name && !namesake && coverage >= MIN_COVERAGE_DESCRIBED)
                         || (e.asked && coverage >= MIN_COVERAGE_QUESTION),
                     full_name,
                     terms,
@@ -1460,6 +1506,57 @@ tags = ["火星", "宇航服", "Mars", "spacesuit"]
         assert!(top(&idx, "火星基地在哪").is_some_and(|h| h.confident && h.named));
         assert!(top(&idx, "where is Mars Base").is_some_and(|h| h.confident && h.named));
         assert!(top(&idx, "火星基地沉浸馆").is_some_and(|h| h.full_name));
+    }
+
+    #[test]
+    fn a_kind_of_company_ending_a_name_is_not_the_name() {
+        let idx = Index::build(&knowledge(
+            r#"
+[[field]]
+id = "games"
+name = { zh = "游戏", en = "games" }
+[[enterprise]]
+id = "cybercat"
+name = { zh = "赛博猫工作室", en = "CyberCat Studio" }
+fields = ["games"]
+summary = { zh = "做赛博朋克风格的手机解谜游戏", en = "Makes cyberpunk puzzle games for phones" }
+[[faq]]
+id = "settle-in"
+questions = ["怎么入驻？", "How do we move in?"]
+answer = { zh = "填写入驻申请表", en = "Fill in the application form" }
+tags = ["入驻", "move in"]
+"#,
+        ));
+        // 工作室 / studio is what the asker's company is, not this name.
+        assert_eq!(top(&idx, "我们工作室想搬过来办公").unwrap().item, Item::Faq(0));
+        assert_eq!(top(&idx, "our studio wants to move in").unwrap().item, Item::Faq(0));
+        // The rest of the name, or all of it, still names it.
+        assert!(top(&idx, "赛博猫在哪").is_some_and(|h| h.item == Item::Enterprise(0) && h.named));
+        assert!(top(&idx, "赛博猫工作室在哪").is_some_and(|h| h.full_name));
+        assert!(top(&idx, "where is CyberCat").is_some_and(|h| h.item == Item::Enterprise(0) && h.named));
+    }
+
+    #[test]
+    fn two_terms_that_cover_the_question_describe_the_item() {
+        let idx = Index::build(&knowledge(
+            r#"
+[[field]]
+id = "robots"
+name = { zh = "机器人", en = "robots" }
+[[enterprise]]
+id = "exo"
+name = { zh = "助行外骨骼", en = "StrideAssist" }
+fields = ["robots"]
+summary = { zh = "可穿戴设备，帮仓库工人搬重物。", en = "Wearable kit that helps warehouse workers with heavy lifting." }
+"#,
+        ));
+        // No name, no tag: a word (仓库) and a concept (扛货, 腰疼: heavy
+        // lifting) that the summary has, and nothing else, make it sure.
+        let hit = top(&idx, "仓库扛货腰疼").unwrap();
+        assert_eq!(hit.item, Item::Enterprise(0));
+        assert!(hit.confident, "{hit:?}");
+        // One of them alone, beside words the item lacks, does not.
+        assert!(top(&idx, "仓库租金怎么算").is_none_or(|h| !h.confident));
     }
 
     #[test]
