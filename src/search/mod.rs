@@ -435,10 +435,23 @@ impl DocBuilder<'_> {
         self.add(text, NAME, W_ALIAS);
     }
 
+    /// Where an item is (a location, a venue): its words, but no
+    /// concepts. An address says where, not what the item is about:
+    /// "Block A" is not a blocked pipe, 停车场旁 not parking.
+    fn add_place(&mut self, t: &Text) {
+        for s in t.all() {
+            self.add_words(s, BODY, W_PLACE, false);
+        }
+    }
+
     fn add(&mut self, text: &str, zone: u8, weight: f32) {
+        self.add_words(text, zone, weight, true);
+    }
+
+    fn add_words(&mut self, text: &str, zone: u8, weight: f32, concepts: bool) {
         let norm = normalize(text);
         let content = terms(&norm, false);
-        if !self.lexicon.is_empty() {
+        if concepts && !self.lexicon.is_empty() {
             let all = terms(&norm, true);
             let mut found: Vec<u32> = self
                 .lexicon
@@ -730,7 +743,7 @@ impl Index {
                 e.tags.iter().for_each(|t| d.tag(t));
                 d.add_text(&e.summary, BODY, W_BODY);
                 if let Some(l) = &e.location {
-                    d.add_text(l, BODY, W_PLACE);
+                    d.add_place(l);
                 }
             });
         }
@@ -740,7 +753,7 @@ impl Index {
                 d.aliases_keywords(&e.aliases, &e.keywords);
                 e.tags.iter().for_each(|t| d.tag(t));
                 d.add_text(&e.summary, BODY, W_BODY);
-                d.add_text(&e.venue, BODY, W_PLACE);
+                d.add_place(&e.venue);
             });
         }
         for (i, f) in k.faq.iter().enumerate() {
@@ -1557,6 +1570,37 @@ summary = { zh = "可穿戴设备，帮仓库工人搬重物。", en = "Wearable
         assert!(hit.confident, "{hit:?}");
         // One of them alone, beside words the item lacks, does not.
         assert!(top(&idx, "仓库租金怎么算").is_none_or(|h| !h.confident));
+    }
+
+    #[test]
+    fn an_address_carries_no_concepts() {
+        let idx = Index::build(&knowledge(
+            r#"
+[[field]]
+id = "robots"
+name = { zh = "机器人", en = "robots" }
+[[enterprise]]
+id = "ironshell"
+name = { zh = "铁甲机器人", en = "IronShell Robotics" }
+fields = ["robots"]
+summary = { zh = "造迎宾机器人", en = "Builds greeter robots" }
+location = { zh = "硬科技中心停车场旁", en = "Hard Tech Center, Block A" }
+[[faq]]
+id = "repairs"
+questions = ["报修找谁？", "Who do I call for repairs?"]
+answer = { zh = "物业报修电话0110", en = "Call maintenance on 0110" }
+tags = ["报修", "repairs"]
+"#,
+        ));
+        // "Block A" is where the company is, not a blocked pipe; 停车场旁
+        // is not a question about parking.
+        let hits = idx.search(&idx.expand(&Query::new("the drain is clogged")));
+        assert_eq!(hits.first().map(|h| h.item), Some(Item::Faq(0)));
+        assert!(hits.iter().all(|h| h.item != Item::Enterprise(0)), "{hits:?}");
+        let hits = idx.search(&idx.expand(&Query::new("where do I leave my car")));
+        assert!(hits.iter().all(|h| h.item != Item::Enterprise(0)), "{hits:?}");
+        // Its words are still there: asked by the address, it is found.
+        assert!(top(&idx, "who is in Hard Tech Center Block A").is_some_and(|h| h.item == Item::Enterprise(0)));
     }
 
     #[test]
