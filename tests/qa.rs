@@ -4,9 +4,10 @@
 //! development parks of the concept work (`tests/qa/skyport.toml`, mostly
 //! paraphrases, `tests/qa/chaohu.toml`, written the way people talk,
 //! `tests/qa/weishui.toml`, an agri-food park in the same style, and
-//! `tests/qa/beibu.toml`, a cross-border port park, and
-//! `tests/qa/keqiao.toml`, a textile and fashion park, and
-//! `tests/qa/jinshan.toml`, a biomedicine and health park) —
+//! `tests/qa/beibu.toml`, a cross-border port park,
+//! `tests/qa/keqiao.toml`, a textile and fashion park,
+//! `tests/qa/jinshan.toml`, a biomedicine and health park, and
+//! `tests/qa/xingyao.toml`, a science-fiction town) —
 //! scored exactly as `../shared/eval/qa_eval.py` scores the
 //! shared set: top-1, by substring after NFKC and case folding. The bar is
 //! 90 % for the first two; the development parks' are a little under what the work reached (see
@@ -253,4 +254,18 @@ fn the_textile_and_fashion_park_scores_at_least_88_percent() {
 fn the_biomedicine_and_health_park_scores_at_least_90_percent() {
     let (passed, total, failures) = score_set("tests/qa/jinshan.toml", "tests/qa/jinshan_eval.json");
     assert!(passed * 100 >= total * 90, "below 90 %:\n{}", failures.join("\n"));
+}
+
+/// A development park (Xingyao Sci-Fi Town, fictional): 181
+/// questions about sci-fi publishing and IP, film VFX and virtual
+/// production, immersive venues, sci-fi hard tech, games and conventions,
+/// in everyday wording (85 of the 164 answerable ones share no content word
+/// with their answer), with typos, mixed languages, two-word and rambling
+/// questions, 17 out of scope (13 sharing a word with a company or event).
+/// First run 136/181; the bar is below what the work reached (see
+/// docs/PERFORMANCE.md, "Seventh round").
+#[test]
+fn the_sci_fi_town_scores_at_least_79_percent() {
+    let (passed, total, failures) = score_set("tests/qa/xingyao.toml", "tests/qa/xingyao_eval.json");
+    assert!(passed * 100 >= total * 79, "below 79 %:\n{}", failures.join("\n"));
 }

@@ -92,6 +92,11 @@ const FAQ_BESIDE_FIELD: f32 = 0.6;
 /// How close to the best event a company must score to be answered
 /// instead when the question asks who does something.
 const PROVIDER_SECOND: f32 = 0.6;
+/// A question with a field's word but no list words asks for one item
+/// that the rest of it describes by at least this many informative terms,
+/// covering this much of it.
+const DESCRIBED_TERMS: usize = 3;
+const DESCRIBED_COVERAGE: f32 = 0.6;
 /// Below this share of the question matched (and not by name), an answer
 /// is given but recorded as a miss for staff to look at.
 pub const CONFIDENCE_LINE: f32 = 0.4;
@@ -254,6 +259,10 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
         return events_of(ctx, p, hits);
     }
     let listy = !(fields.is_empty() && event_words.is_empty() && field_words.is_empty());
+    // A field's word in a question that asks for no list ("想把演员的动作录下来
+    // 做成游戏角色"): the industry is the setting, and an item the rest of
+    // the question describes in detail is what is asked for.
+    let setting_only = event_words.is_empty() && field_words.is_empty() && intents.list.find(q).is_empty();
     // With list words in the question, a single item must be asked about
     // clearly: by its name, or in detail (a name or tag and another term),
     // or it is of the kind the list words are about.
@@ -262,6 +271,7 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
             && match h.item {
                 Item::Field(_) => false,
                 _ if !listy || h.full_name || (h.strong && h.terms >= 2) => true,
+                _ if setting_only && h.terms >= DESCRIBED_TERMS && h.coverage >= DESCRIBED_COVERAGE => true,
                 // An enterprise of the field asked about, described further.
                 Item::Enterprise(i) => {
                     let k = &ctx.brain.knowledge;

@@ -939,3 +939,48 @@ async fn asked_who_does_something_a_company_comes_before_the_event_about_it() {
     let r = say(&bot, "c", "出口退税宣讲会在哪").await;
     assert!(r.starts_with("出口退税新政宣讲会"), "{r}");
 }
+
+/// A game and film park in small: the field's words are the setting of
+/// questions about one company.
+const STUDIOS: &str = r#"
+[[field]]
+id = "games"
+name = { zh = "游戏", en = "games" }
+[[enterprise]]
+id = "mocap"
+name = { zh = "捕光工作室", en = "CaptureLight" }
+fields = ["film"]
+summary = { zh = "把演员的动作和表情录进数字角色", en = "Records actors' movements and expressions onto digital characters" }
+[[field]]
+id = "film"
+name = { zh = "影视", en = "film" }
+[[enterprise]]
+id = "starship"
+name = { zh = "星舰游戏", en = "Starship Games" }
+fields = ["games"]
+summary = { zh = "开发太空策略游戏", en = "Develops space strategy games" }
+[[enterprise]]
+id = "cybercat"
+name = { zh = "赛博猫", en = "CyberCat" }
+fields = ["games"]
+summary = { zh = "做手机解谜游戏", en = "Makes puzzle games for phones" }
+"#;
+
+#[test]
+fn a_field_word_without_list_words_is_the_setting_of_a_described_item() {
+    let a = Answering::new(STUDIOS);
+    let ask = |lang, text: &str| answer::answer(&a.ctx(lang), &crate::search::Query::new(text)).unwrap();
+    // 游戏 names a field, but nothing asks for a list: the company the rest
+    // describes in detail answers.
+    let r = ask(Lang::Zh, "想把演员的动作录下来做成游戏角色");
+    assert!(r.text.starts_with("捕光工作室"), "{}", r.text);
+    // With list words, or with little besides the field, the field's list.
+    let r = ask(Lang::Zh, "做游戏的公司有哪些");
+    assert!(r.text.contains("星舰游戏") && r.text.contains("赛博猫"), "{}", r.text);
+    let r = ask(Lang::En, "games companies");
+    assert!(
+        r.text.contains("Starship Games") && r.text.contains("CyberCat"),
+        "{}",
+        r.text
+    );
+}

@@ -116,6 +116,10 @@ const MIN_COVERAGE_CONCEPT: f32 = 0.4;
 const CLEAR_LEAD: f32 = 2.0;
 /// The least coverage for a clear lead.
 const MIN_COVERAGE_LEAD: f32 = 0.25;
+/// Two informative terms (words or concepts, anywhere in the item) that
+/// cover this much of the question make a match confident: the question
+/// describes the item, though in other words than its name and tags.
+const MIN_COVERAGE_DESCRIBED: f32 = 0.8;
 
 #[derive(Debug, Clone, Copy)]
 struct Posting {
@@ -189,6 +193,17 @@ impl Phrase {
 
     fn has_han(&self) -> bool {
         self.han
+    }
+
+    /// Whether this phrase is `name` or a part of it ("火星" of 火星基地沉浸馆,
+    /// "mars" of "mars base experience").
+    fn within(&self, name: &Phrase) -> bool {
+        if self.has_han() || name.has_han() {
+            !self.norm.is_empty() && name.norm.contains(self.norm.as_str())
+        } else {
+            let n = self.words.len();
+            n > 0 && name.words.len() >= n && name.words.windows(n).any(|w| w == self.words.as_slice())
+        }
     }
 
     /// Char spans where the phrase stands in `q`.
@@ -444,11 +459,24 @@ impl DocBuilder<'_> {
         self.add(text, NAME, W_ALIAS);
     }
 
+    /// Where an item is (a location, a venue): its words, but no
+    /// concepts. An address says where, not what the item is about:
+    /// "Block A" is not a blocked pipe, 停车场旁 not parking.
+    fn add_place(&mut self, t: &Text) {
+        for s in t.all() {
+            self.add_words(s, BODY, W_PLACE, false);
+        }
+    }
+
     fn add(&mut self, text: &str, zone: u8, weight: f32) {
+        self.add_words(text, zone, weight, true);
+    }
+
+    fn add_words(&mut self, text: &str, zone: u8, weight: f32, concepts: bool) {
         let norm = normalize(text);
         self.han.extend(norm.chars().filter(|&c| crate::knowledge::is_han(c)));
         let content = terms(&norm, false);
-        if !self.lexicon.is_empty() {
+        if concepts && !self.lexicon.is_empty() {
             let all = terms(&norm, true);
             let mut found: Vec<u32> = self
                 .lexicon
@@ -487,12 +515,53 @@ impl DocBuilder<'_> {
         }
     }
 
+    /// A company's name. A word for a kind of company that ends it
+    /// ("赛博猫工作室", "CyberCat Studio") is what the company is, said by
+    /// many other names and questions ("我们工作室想搬过来"): it counts as
+    /// a word of the description, not of the name.
+    fn add_name(&mut self, t: &Text) {
+        for s in t.all() {
+            let norm = normalize(s.trim());
+            let kind = COMPANY_KINDS.iter().find(|k| {
+                norm.strip_suffix(**k).is_some_and(|stem| {
+                    let stem = stem.trim_end();
+                    stem.chars().count() >= 2
+                        && (k.chars().next().is_some_and(crate::knowledge::is_han) || stem.len() < norm.len() - k.len())
+                })
+            });
+            match kind {
+                Some(k) => {
+                    self.add(norm[..norm.len() - k.len()].trim_end(), NAME, W_NAME);
+                    self.add(k, BODY, W_BODY);
+                }
+                None => self.add(s, NAME, W_NAME),
+            }
+        }
+    }
+
     /// Aliases (names) and keywords (tags) of an item.
     fn aliases_keywords(&mut self, aliases: &[String], keywords: &[String]) {
         aliases.iter().for_each(|a| self.alias(a));
         keywords.iter().for_each(|k| self.tag(k));
     }
 }
+
+/// Words for a kind of company that end many companies' names
+/// (normalized: lower case).
+const COMPANY_KINDS: &[&str] = &[
+    "有限公司",
+    "工作室",
+    "公司",
+    "集团",
+    "studios",
+    "studio",
+    "company",
+    "ltd",
+    "ltd.",
+    "inc",
+    "inc.",
+    "group",
+];
 
 /// Kinds of places that end a place's name: after part of an item's name,
 /// they name another place (a namesake).
@@ -699,12 +768,12 @@ impl Index {
         }
         for (i, e) in k.enterprise.iter().enumerate() {
             index.add(Item::Enterprise(i), &e.name, |d| {
-                d.add_text(&e.name, NAME, W_NAME);
+                d.add_name(&e.name);
                 d.aliases_keywords(&e.aliases, &e.keywords);
                 e.tags.iter().for_each(|t| d.tag(t));
                 d.add_text(&e.summary, BODY, W_BODY);
                 if let Some(l) = &e.location {
-                    d.add_text(l, BODY, W_PLACE);
+                    d.add_place(l);
                 }
             });
         }
@@ -714,7 +783,7 @@ impl Index {
                 d.aliases_keywords(&e.aliases, &e.keywords);
                 e.tags.iter().for_each(|t| d.tag(t));
                 d.add_text(&e.summary, BODY, W_BODY);
-                d.add_text(&e.venue, BODY, W_PLACE);
+                d.add_place(&e.venue);
             });
         }
         for (i, f) in k.faq.iter().enumerate() {
@@ -759,15 +828,22 @@ impl Index {
             list.sort();
             list.dedup();
         }
+        // A tag that is the name or a part of it ("火星" of 火星基地沉浸馆) says
+        // nothing the name does not: said whole it is the name again, and
+        // a namesake ("火星离地球有多远") stays one.
         let informative: Vec<Vec<bool>> = index
             .docs
             .iter()
             .map(|d| {
+                let names: Vec<Phrase> = d.names.iter().map(|n| Phrase::new(n)).collect();
                 d.tag_terms
                     .iter()
-                    .map(|ts| {
-                        ts.iter()
-                            .any(|t| index.postings.get(t).is_some_and(|p| index.informative(p.len())))
+                    .zip(&d.tags)
+                    .map(|(ts, tag)| {
+                        !names.iter().any(|n| tag.within(n))
+                            && ts
+                                .iter()
+                                .any(|t| index.postings.get(t).is_some_and(|p| index.informative(p.len())))
                     })
                     .collect()
             })
@@ -1206,6 +1282,7 @@ impl Index {
                     confident: full_name
                         || ((named || (e.words >= 2 && !only_name) || tag) && coverage >= MIN_COVERAGE)
                         || (e.concept_strong && !only_name && coverage >= MIN_COVERAGE_CONCEPT)
+                        || (e.terms >= 2 && !only_name && !namesake && coverage >= MIN_COVERAGE_DESCRIBED)
                         || (e.asked && coverage >= MIN_COVERAGE_QUESTION),
                     full_name,
                     terms,
@@ -1516,6 +1593,113 @@ tags = ["班车", "shuttle", "metro"]
             "{texts:?}"
         );
         assert!(!texts.contains(&"3") && !texts.contains(&"d"), "{texts:?}");
+    }
+
+    #[test]
+    fn a_tag_that_is_part_of_the_name_is_the_name_again() {
+        let idx = Index::build(&knowledge(
+            r#"
+[[field]]
+id = "fun"
+name = { zh = "沉浸式体验", en = "immersive experiences" }
+[[enterprise]]
+id = "mars"
+name = { zh = "火星基地沉浸馆", en = "Mars Base Experience" }
+fields = ["fun"]
+summary = { zh = "模拟基地，游客穿上宇航服完成任务。", en = "A simulated base where visitors put on spacesuits for a mission." }
+tags = ["火星", "宇航服", "Mars", "spacesuit"]
+"#,
+        ));
+        // The tag 火星 / Mars is the name's part: a question about the
+        // planet is a namesake, as it would be without the tag.
+        assert!(top(&idx, "火星离地球有多远").is_none_or(|h| !h.confident && !h.named));
+        assert!(top(&idx, "how far is Mars from Earth").is_none_or(|h| !h.confident && !h.named));
+        // Asked about, it is still found by its name.
+        assert!(top(&idx, "火星基地在哪").is_some_and(|h| h.confident && h.named));
+        assert!(top(&idx, "where is Mars Base").is_some_and(|h| h.confident && h.named));
+        assert!(top(&idx, "火星基地沉浸馆").is_some_and(|h| h.full_name));
+    }
+
+    #[test]
+    fn a_kind_of_company_ending_a_name_is_not_the_name() {
+        let idx = Index::build(&knowledge(
+            r#"
+[[field]]
+id = "games"
+name = { zh = "游戏", en = "games" }
+[[enterprise]]
+id = "cybercat"
+name = { zh = "赛博猫工作室", en = "CyberCat Studio" }
+fields = ["games"]
+summary = { zh = "做赛博朋克风格的手机解谜游戏", en = "Makes cyberpunk puzzle games for phones" }
+[[faq]]
+id = "settle-in"
+questions = ["怎么入驻？", "How do we move in?"]
+answer = { zh = "填写入驻申请表", en = "Fill in the application form" }
+tags = ["入驻", "move in"]
+"#,
+        ));
+        // 工作室 / studio is what the asker's company is, not this name.
+        assert_eq!(top(&idx, "我们工作室想搬过来办公").unwrap().item, Item::Faq(0));
+        assert_eq!(top(&idx, "our studio wants to move in").unwrap().item, Item::Faq(0));
+        // The rest of the name, or all of it, still names it.
+        assert!(top(&idx, "赛博猫在哪").is_some_and(|h| h.item == Item::Enterprise(0) && h.named));
+        assert!(top(&idx, "赛博猫工作室在哪").is_some_and(|h| h.full_name));
+        assert!(top(&idx, "where is CyberCat").is_some_and(|h| h.item == Item::Enterprise(0) && h.named));
+    }
+
+    #[test]
+    fn two_terms_that_cover_the_question_describe_the_item() {
+        let idx = Index::build(&knowledge(
+            r#"
+[[field]]
+id = "robots"
+name = { zh = "机器人", en = "robots" }
+[[enterprise]]
+id = "exo"
+name = { zh = "助行外骨骼", en = "StrideAssist" }
+fields = ["robots"]
+summary = { zh = "可穿戴设备，帮仓库工人搬重物。", en = "Wearable kit that helps warehouse workers with heavy lifting." }
+"#,
+        ));
+        // No name, no tag: a word (仓库) and a concept (扛货, 腰疼: heavy
+        // lifting) that the summary has, and nothing else, make it sure.
+        let hit = top(&idx, "仓库扛货腰疼").unwrap();
+        assert_eq!(hit.item, Item::Enterprise(0));
+        assert!(hit.confident, "{hit:?}");
+        // One of them alone, beside words the item lacks, does not.
+        assert!(top(&idx, "仓库租金怎么算").is_none_or(|h| !h.confident));
+    }
+
+    #[test]
+    fn an_address_carries_no_concepts() {
+        let idx = Index::build(&knowledge(
+            r#"
+[[field]]
+id = "robots"
+name = { zh = "机器人", en = "robots" }
+[[enterprise]]
+id = "ironshell"
+name = { zh = "铁甲机器人", en = "IronShell Robotics" }
+fields = ["robots"]
+summary = { zh = "造迎宾机器人", en = "Builds greeter robots" }
+location = { zh = "硬科技中心停车场旁", en = "Hard Tech Center, Block A" }
+[[faq]]
+id = "repairs"
+questions = ["报修找谁？", "Who do I call for repairs?"]
+answer = { zh = "物业报修电话0110", en = "Call maintenance on 0110" }
+tags = ["报修", "repairs"]
+"#,
+        ));
+        // "Block A" is where the company is, not a blocked pipe; 停车场旁
+        // is not a question about parking.
+        let hits = idx.search(&idx.expand(&Query::new("the drain is clogged")));
+        assert_eq!(hits.first().map(|h| h.item), Some(Item::Faq(0)));
+        assert!(hits.iter().all(|h| h.item != Item::Enterprise(0)), "{hits:?}");
+        let hits = idx.search(&idx.expand(&Query::new("where do I leave my car")));
+        assert!(hits.iter().all(|h| h.item != Item::Enterprise(0)), "{hits:?}");
+        // Its words are still there: asked by the address, it is found.
+        assert!(top(&idx, "who is in Hard Tech Center Block A").is_some_and(|h| h.item == Item::Enterprise(0)));
     }
 
     #[test]
