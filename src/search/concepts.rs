@@ -391,6 +391,22 @@ mod tests {
         assert!(ids(&l, "空调坏了").contains(&"repairs".to_string()));
     }
 
+    /// Words that read as another concept by accident: a game jam is no
+    /// jammed door, a stiff hand (手不灵活) is not a broken one (不灵).
+    #[test]
+    fn look_alike_words_keep_their_own_meaning() {
+        let l = lex();
+        let has = |text: &str, id: &str| ids(&l, text).iter().any(|x| x == id);
+        assert!(!has("the 48-hour game jam", "repairs"));
+        assert!(has("the door is jammed", "repairs"));
+        assert!(has("paper jam in the printer", "repairs"));
+        assert!(!has("我爸中风了手不灵活", "repairs"));
+        assert!(has("我爸中风了手不灵活", "rehab-mobility"));
+        assert!(has("门禁不灵了", "repairs"));
+        assert!(has("能牵狗进来逛吗", "pets"));
+        assert!(has("想租个近点的房子", "housing"));
+    }
+
     #[test]
     fn the_lexicon_covers_common_industries_and_services() {
         let l = lex();
