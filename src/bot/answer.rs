@@ -114,6 +114,8 @@ pub struct Reading {
     /// The fields were found through the question's industry concepts,
     /// not named.
     pub by_concept: bool,
+    /// The question has words that ask for a list of companies.
+    pub asks_list: bool,
     pub event_words: Vec<(usize, usize)>,
     pub field_words: Vec<(usize, usize)>,
     /// The time the question speaks of, when it asks about events (event
@@ -130,13 +132,14 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
     let mut fields = index.fields_in(&q);
     let event_words = intents.events.find(&q);
     let field_words = intents.fields.find(&q);
-    if !fields.is_empty() && field_words.is_empty() && intents.list.find(&q).is_empty() {
+    let asks_list = !intents.list.find(&q).is_empty();
+    if !fields.is_empty() && field_words.is_empty() && !asks_list {
         // "面料展几号开幕": a field's word inside an event's short name
         // said whole is that event, not the field's list.
         fields.retain(|(_, spans)| !spans.iter().all(|&s| index.in_event_tag(&q, s)));
     }
     let mut by_concept = false;
-    if fields.is_empty() && !intents.list.find(&q).is_empty() {
+    if fields.is_empty() && asks_list {
         // "做工厂自动化的公司": a field found through what its companies do.
         fields = index.fields_by_concept(&q);
         by_concept = !fields.is_empty();
@@ -173,6 +176,7 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         q,
         fields,
         by_concept,
+        asks_list,
         event_words,
         field_words,
         period,
@@ -249,6 +253,7 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
         q,
         fields,
         by_concept,
+        asks_list,
         event_words,
         field_words,
         period,
@@ -262,7 +267,7 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
     // A field's word in a question that asks for no list ("想把演员的动作录下来
     // 做成游戏角色"): the industry is the setting, and an item the rest of
     // the question describes in detail is what is asked for.
-    let setting_only = event_words.is_empty() && field_words.is_empty() && intents.list.find(q).is_empty();
+    let setting_only = event_words.is_empty() && field_words.is_empty() && !asks_list;
     // With list words in the question, a single item must be asked about
     // clearly: by its name, or in detail (a name or tag and another term),
     // or it is of the kind the list words are about.

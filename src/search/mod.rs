@@ -180,15 +180,24 @@ impl Phrase {
         }
     }
 
+    /// Whether `inner` stands in this phrase: as a whole when `more` is
+    /// false, with more around it when `more` is true. Chinese by
+    /// characters, English by whole words.
+    fn contains_phrase(&self, inner: &Phrase, more: bool) -> bool {
+        if self.has_han() || inner.has_han() {
+            !inner.norm.is_empty()
+                && (!more || self.norm.len() > inner.norm.len())
+                && self.norm.contains(inner.norm.as_str())
+        } else {
+            let n = inner.words.len();
+            n > 0 && (!more || self.words.len() > n) && self.words.windows(n).any(|w| w == inner.words.as_slice())
+        }
+    }
+
     /// Whether this phrase holds `inner` and more ("面料展" holds "面料",
     /// "fabric expo" holds "fabric").
     fn holds(&self, inner: &Phrase) -> bool {
-        if self.has_han() || inner.has_han() {
-            !inner.norm.is_empty() && self.norm.len() > inner.norm.len() && self.norm.contains(inner.norm.as_str())
-        } else {
-            let n = inner.words.len();
-            n > 0 && self.words.len() > n && self.words.windows(n).any(|w| w == inner.words.as_slice())
-        }
+        self.contains_phrase(inner, true)
     }
 
     fn has_han(&self) -> bool {
@@ -198,12 +207,7 @@ impl Phrase {
     /// Whether this phrase is `name` or a part of it ("火星" of 火星基地沉浸馆,
     /// "mars" of "mars base experience").
     fn within(&self, name: &Phrase) -> bool {
-        if self.has_han() || name.has_han() {
-            !self.norm.is_empty() && name.norm.contains(self.norm.as_str())
-        } else {
-            let n = self.words.len();
-            n > 0 && name.words.len() >= n && name.words.windows(n).any(|w| w == self.words.as_slice())
-        }
+        name.contains_phrase(self, false)
     }
 
     /// Char spans where the phrase stands in `q`.
@@ -601,11 +605,10 @@ const DAY_WORDS: &[&str] = &[
 /// ("20 person", "30-people"): the unit of a quantity, which says how many,
 /// not what about.
 fn after_number(norm: &str, at: usize) -> bool {
-    let before: Vec<char> = norm.chars().take(at).collect();
-    before
-        .iter()
-        .rev()
-        .find(|c| !matches!(c, ' ' | '-'))
+    norm.chars()
+        .take(at)
+        .filter(|c| !matches!(c, ' ' | '-'))
+        .last()
         .is_some_and(|c| c.is_ascii_digit())
 }
 
@@ -1154,6 +1157,7 @@ impl Index {
                 };
             }
             let Some((p, mut factor)) = found else { continue };
+            let df = df(p);
             // A word inside a longer phrase of a concept ("online" in
             // "online order", "个头" in "碰个头") means the phrase, not
             // itself.
@@ -1166,8 +1170,8 @@ impl Index {
             resolved.push(Resolved {
                 postings: p,
                 factor,
-                df: df(p),
-                idf: self.idf(df(p)),
+                df,
+                idf: self.idf(df),
                 concept: t.concept.is_some(),
                 ask: !t.han && t.concept.is_none() && ask_about_en().contains(&t.text),
                 spans: q
@@ -1310,9 +1314,6 @@ impl Index {
     /// field's name, aliases or keywords mention: a detail finer than any
     /// field ("老年痴呆的药" beside 老人, which finds the eldercare field).
     pub fn fits_unfielded(&self, q: &Query, item: Item) -> bool {
-        let Some(doc) = self.docs.iter().position(|d| d.item == item) else {
-            return false;
-        };
         q.concepts()
             .filter_map(|t| t.concept)
             .filter(|&c| {
@@ -1321,7 +1322,7 @@ impl Index {
             .any(|c| {
                 self.concept_postings
                     .get(c as usize)
-                    .is_some_and(|p| p.iter().any(|p| p.doc as usize == doc))
+                    .is_some_and(|p| p.iter().any(|p| self.docs[p.doc as usize].item == item))
             })
     }
 
