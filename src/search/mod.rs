@@ -433,6 +433,11 @@ pub struct Index {
     concept_df: Vec<usize>,
     /// The concept lexicon: built-in concepts and the park's.
     pub lexicon: Lexicon,
+    /// Two neighbouring words of a name, alias or tag written as one
+    /// ("timerift" for Time Rift, "gamejam"), by that one word (stemmed),
+    /// when the knowledge does not have it as a word of its own: the two
+    /// words, stemmed.
+    joined: HashMap<String, [String; 2]>,
 }
 
 struct DocBuilder<'a> {
@@ -854,7 +859,49 @@ impl Index {
         for (d, inf) in index.docs.iter_mut().zip(informative) {
             d.tag_informative = inf;
         }
+        index.joined = index.joined_words();
         index
+    }
+
+    /// Neighbouring words of names, aliases and tags written as one word
+    /// (see `Index::joined`).
+    fn joined_words(&self) -> HashMap<String, [String; 2]> {
+        let mut joined = HashMap::new();
+        let texts = self.docs.iter().flat_map(|d| {
+            d.names
+                .iter()
+                .map(String::as_str)
+                .chain(d.tags.iter().map(|t| t.norm.as_str()))
+        });
+        for norm in texts {
+            let words: Vec<(String, (usize, usize), String)> = terms(norm, true)
+                .into_iter()
+                .filter(|t| !t.han)
+                .map(|t| {
+                    (
+                        norm.chars().skip(t.span.0).take(t.span.1 - t.span.0).collect(),
+                        t.span,
+                        t.text,
+                    )
+                })
+                .collect();
+            for pair in words.windows(2) {
+                let [(raw_a, span_a, a), (raw_b, span_b, b)] = pair else {
+                    continue;
+                };
+                let word = |raw: &str| {
+                    raw.len() >= 2 && raw.bytes().all(|c| c.is_ascii_alphabetic()) && !text::is_stop_en(raw)
+                };
+                if span_b.0 != span_a.1 + 1 || !word(raw_a) || !word(raw_b) {
+                    continue;
+                }
+                let one = text::stem(&format!("{raw_a}{raw_b}"));
+                if !self.postings.contains_key(&one) {
+                    joined.entry(one).or_insert_with(|| [a.clone(), b.clone()]);
+                }
+            }
+        }
+        joined
     }
 
     /// A concept an FAQ's stored question mentions beside tags about
@@ -973,6 +1020,26 @@ impl Index {
     /// that is one or two letters from a concept's word counts as that word.
     pub fn expand(&self, q: &Query) -> Query {
         let mut out = q.clone();
+        // Two words of a name written as one ("timerift"): the two words.
+        if out.terms().iter().any(|t| self.joined.contains_key(&t.text)) {
+            let split: Vec<Term> = out
+                .terms()
+                .iter()
+                .flat_map(
+                    |t| match self.joined.get(&t.text).filter(|_| !t.han && t.concept.is_none()) {
+                        Some(parts) => parts
+                            .iter()
+                            .map(|p| Term {
+                                text: p.clone(),
+                                ..t.clone()
+                            })
+                            .collect(),
+                        None => vec![t.clone()],
+                    },
+                )
+                .collect();
+            *out.terms_mut() = split;
+        }
         if self.lexicon.is_empty() {
             return out;
         }
@@ -1709,6 +1776,20 @@ tags = ["报修", "repairs"]
         let hit = top(&idx, "what does guangsou make").unwrap();
         assert_eq!(hit.item, Item::Enterprise(0));
         assert!(hit.confident);
+    }
+
+    #[test]
+    fn two_words_of_a_name_written_as_one_are_the_name() {
+        let idx = Index::build(&kb());
+        // "Dengyu Light Shows" and the tag "drone shows", each written as one word.
+        for q in ["dengyulight contact", "droneshows for a wedding"] {
+            let hit = top(&idx, q).unwrap();
+            assert_eq!(hit.item, Item::Enterprise(1), "{q}");
+            assert!(hit.confident, "{q}");
+        }
+        // Only neighbours, and never a word the knowledge has of its own.
+        assert!(top(&idx, "dengyushows").is_none());
+        assert_eq!(idx.expand(&Query::new("lidar")).terms()[0].text, "lidar");
     }
 
     #[test]
