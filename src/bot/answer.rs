@@ -144,6 +144,11 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         fields = index.fields_by_concept(&q);
         by_concept = !fields.is_empty();
     }
+    if fields.is_empty() && asks_list {
+        // "nano materials companies": a field said in part, by words of its
+        // name that other fields' names lack, when no concept finds one.
+        fields = index.fields_by_name_words(&q);
+    }
     let asks_events = !event_words.is_empty()
         || q.concepts()
             .any(|t| t.concept.is_some_and(|c| index.lexicon.kind(c) == ConceptKind::Event));

@@ -1092,6 +1092,51 @@ impl Index {
             .collect()
     }
 
+    /// Fields whose names have informative words of the question that
+    /// other fields' names lack ("ceramics companies" for "advanced ceramics
+    /// and special glass"): a field said in part. A word in more fields'
+    /// names counts less; nothing when more than two fields tie.
+    pub fn fields_by_name_words(&self, q: &Query) -> Vec<(usize, Vec<(usize, usize)>)> {
+        let mut per_field: HashMap<usize, (f32, Vec<(usize, usize)>)> = HashMap::new();
+        for t in q.terms().iter().filter(|t| t.concept.is_none()) {
+            let Some(postings) = self.postings.get(&t.text).filter(|p| self.informative(p.len())) else {
+                continue;
+            };
+            let named: Vec<usize> = postings
+                .iter()
+                .filter(|p| p.zones & NAME != 0)
+                .filter_map(|p| match self.docs[p.doc as usize].item {
+                    Item::Field(f) => Some(f),
+                    _ => None,
+                })
+                .collect();
+            // A word every field's name has ("materials" in a materials
+            // park) tells none apart.
+            if named.is_empty() || named.len() == self.fields.len() {
+                continue;
+            }
+            for &f in &named {
+                let e = per_field.entry(f).or_default();
+                e.0 += 1.0 / named.len() as f32;
+                e.1.push(t.span);
+            }
+        }
+        let best = per_field.values().map(|(s, _)| *s).fold(0.0, f32::max);
+        if best <= 0.0 {
+            return Vec::new();
+        }
+        let mut top: Vec<(usize, Vec<(usize, usize)>)> = per_field
+            .into_iter()
+            .filter(|(_, (s, _))| *s >= best - 1e-6)
+            .map(|(f, (_, spans))| (f, spans))
+            .collect();
+        if top.len() > 2 {
+            return Vec::new();
+        }
+        top.sort_by_key(|(f, _)| *f);
+        top
+    }
+
     /// Fields that the question's industry concepts point to: the fields
     /// whose concepts it matches best, a concept shared by fewer fields
     /// counting more. Nothing when more than two fields tie (too vague to
@@ -1776,6 +1821,36 @@ tags = ["报修", "repairs"]
         let hit = top(&idx, "what does guangsou make").unwrap();
         assert_eq!(hit.item, Item::Enterprise(0));
         assert!(hit.confident);
+    }
+
+    #[test]
+    fn a_field_said_in_part_is_found_by_the_words_only_its_name_has() {
+        let idx = Index::build(&knowledge(
+            r#"
+[[field]]
+id = "ceramics"
+name = { zh = "先进陶瓷与特种玻璃", en = "advanced ceramics and special glass" }
+[[field]]
+id = "printing"
+name = { zh = "金属3D打印与粉末冶金", en = "metal 3D printing and powder metallurgy" }
+[[field]]
+id = "coatings"
+name = { zh = "特种涂料", en = "special coatings" }
+"#,
+        ));
+        let fields = |q: &str| -> Vec<usize> {
+            idx.fields_by_name_words(&Query::new(q))
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect()
+        };
+        assert_eq!(fields("ceramics companies"), [0]);
+        assert_eq!(fields("粉末冶金有哪些公司"), [1]);
+        // "special" is in two names: the other word decides.
+        assert_eq!(fields("special glass makers"), [0]);
+        // A word most of the knowledge has tells nothing.
+        assert!(fields("who makes special things").is_empty());
+        assert!(fields("drone companies").is_empty());
     }
 
     #[test]
