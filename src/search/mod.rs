@@ -113,7 +113,7 @@ const MIN_COVERAGE_CONCEPT: f32 = 0.4;
 /// name, tags or stored questions) and scores at least this many times the
 /// next one is confident with less coverage: the rest of the question is
 /// words the knowledge does not know ("my gran can't hear the tv properly").
-const CLEAR_LEAD: f32 = 2.0;
+const CLEAR_LEAD: f32 = 1.6;
 /// The least coverage for a clear lead.
 const MIN_COVERAGE_LEAD: f32 = 0.25;
 /// Two informative terms (words or concepts, anywhere in the item) that
@@ -659,8 +659,6 @@ fn han_share(han: &[usize], spans: &[(usize, usize)]) -> f32 {
     covered as f32 / han.len() as f32
 }
 
-/// Whether `name` stands in `text` (both normalized); a name that begins
-/// or ends with a Latin letter or digit must not be part of a longer word.
 /// Byte offsets where `needle` stands in `hay`. Needles here are short
 /// (a name, a tag, a phrase) and mostly absent: finding their first
 /// character, then comparing, is cheaper than setting up a substring
@@ -735,6 +733,8 @@ fn han_name_typo(text: &[char], name: &str) -> bool {
         .any(|w| w[0] == first && w.iter().zip(name.chars()).filter(|(a, b)| **a != *b).count() == 1)
 }
 
+/// Whether `name` stands in `text` (both normalized); a name that begins
+/// or ends with a Latin letter or digit must not be part of a longer word.
 fn name_in(text: &str, name: &str) -> bool {
     let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     occurrences(text, name).any(|at| {
