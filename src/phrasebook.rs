@@ -128,6 +128,10 @@ const INTENTS: &[&str] = &[
     "provider",
 ];
 
+/// Intents a dialog folder may leave out (they were added later): an
+/// absent one matches nothing.
+const OPTIONAL_INTENTS: &[&str] = &["about_us"];
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPhrasebook {
@@ -158,6 +162,10 @@ pub struct Intents {
     /// Words that ask who does something ("谁能", "who can"): a company is
     /// wanted rather than an event about the same thing.
     pub provider: PhraseSet,
+    /// Words that begin what the asker says about themselves ("我们是做",
+    /// "we're a"): the industry and company words that follow describe
+    /// the asker, not what is asked for.
+    pub about_us: PhraseSet,
     pub cancel: PhraseSet,
     pub back: PhraseSet,
     pub yes: PhraseSet,
@@ -257,7 +265,7 @@ impl Phrasebook {
             }
         }
         for key in raw.intents.keys() {
-            if !INTENTS.contains(&key.as_str()) {
+            if !INTENTS.contains(&key.as_str()) && !OPTIONAL_INTENTS.contains(&key.as_str()) {
                 problems.push(format!("{name}: intents `{key}` is not used by parkbot (a typo?)"));
             }
         }
@@ -274,6 +282,11 @@ impl Phrasebook {
                 fields: set("fields"),
                 list: set("list"),
                 provider: set("provider"),
+                about_us: raw
+                    .intents
+                    .get("about_us")
+                    .map(|v| PhraseSet::new(v))
+                    .unwrap_or_default(),
                 cancel: set("cancel"),
                 back: set("back"),
                 yes: set("yes"),

@@ -125,14 +125,62 @@ pub struct Reading {
     pub rest: Query,
 }
 
+/// How far what the asker says about themselves reaches after its first
+/// words ("我们是…", "we're a…"): to the end of the clause, and at most this
+/// many characters in Chinese…
+const ABOUT_US_CHARS: usize = 14;
+/// …or words in English.
+const ABOUT_US_WORDS: usize = 5;
+/// English words that end it: the rest of the sentence says what is asked.
+const ABOUT_US_END: &[&str] = &[
+    "and", "but", "so", "how", "what", "where", "when", "who", "which", "can", "could", "do", "does", "is", "are",
+    "want", "need", "looking", "that", "to", "with", "in", "from",
+];
+
+/// Where the question says what the asker is ("我们是做器械的初创团队",
+/// "we're a small furniture maker"): from the words that begin it to the
+/// end of its clause.
+fn about_us(intents: &crate::phrasebook::Intents, q: &Query) -> Vec<(usize, usize)> {
+    let chars: Vec<char> = q.norm.chars().collect();
+    let clause_end = |c: char| "，,。.！!？?；;：:\n".contains(c);
+    intents
+        .about_us
+        .find(q)
+        .into_iter()
+        .map(|(from, start)| {
+            let mut end = start;
+            if chars[from..start].iter().any(|&c| crate::knowledge::is_han(c)) {
+                while end < chars.len() && end - start < ABOUT_US_CHARS && !clause_end(chars[end]) {
+                    end += 1;
+                }
+            } else {
+                let words = q.all_terms.iter().filter(|t| t.span.0 >= start);
+                for t in words.take(ABOUT_US_WORDS) {
+                    if chars[end..t.span.0].iter().any(|&c| clause_end(c)) || ABOUT_US_END.contains(&t.text.as_str()) {
+                        break;
+                    }
+                    end = t.span.1;
+                }
+            }
+            (from, end)
+        })
+        .collect()
+}
+
 pub fn read(ctx: &Ctx, q: &Query) -> Reading {
     let intents = &ctx.phrases.intents;
     let index = &ctx.brain.index;
     let q = index.expand(q);
+    // "我们是做器械的初创团队，想把公司搬过来": the field and the company
+    // words there are who asks, not what.
+    let about = about_us(intents, &q);
+    let asked = |s: &(usize, usize)| !about.iter().any(|&(a, b)| a <= s.0 && s.1 <= b);
     let mut fields = index.fields_in(&q);
+    fields.retain(|(_, spans)| spans.iter().any(asked));
     let event_words = intents.events.find(&q);
     let field_words = intents.fields.find(&q);
-    let asks_list = !intents.list.find(&q).is_empty();
+    let asks_list = intents.list.find(&q).iter().any(asked);
+    let q_asked = q.without(&about);
     if !fields.is_empty() && field_words.is_empty() && !asks_list {
         // "面料展几号开幕": a field's word inside an event's short name
         // said whole is that event, not the field's list.
@@ -141,13 +189,13 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
     let mut by_concept = false;
     if fields.is_empty() && asks_list {
         // "做工厂自动化的公司": a field found through what its companies do.
-        fields = index.fields_by_concept(&q);
+        fields = index.fields_by_concept(&q_asked);
         by_concept = !fields.is_empty();
     }
     if fields.is_empty() && asks_list {
         // "nano materials companies": a field said in part, by words of its
         // name that other fields' names lack, when no concept finds one.
-        fields = index.fields_by_name_words(&q);
+        fields = index.fields_by_name_words(&q_asked);
     }
     let asks_events = !event_words.is_empty()
         || q.concepts()
@@ -171,6 +219,7 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         }
     }
     let mut cut = fields_cut(&fields);
+    cut.extend(&about);
     cut.extend(&event_words);
     cut.extend(&field_words);
     if let Some(p) = &period {

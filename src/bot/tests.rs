@@ -984,3 +984,37 @@ fn a_field_word_without_list_words_is_the_setting_of_a_described_item() {
         r.text
     );
 }
+
+#[test]
+fn what_the_asker_says_of_themselves_is_not_what_they_ask_for() {
+    let a = Answering::new(
+        r#"
+[[field]]
+id = "devices"
+name = { zh = "医疗器械", en = "medical devices" }
+[[enterprise]]
+id = "heartpath"
+name = { zh = "心途医疗", en = "HeartPath" }
+fields = ["devices"]
+summary = { zh = "研发可降解心脏支架", en = "Develops dissolving heart stents" }
+[[faq]]
+id = "move-in"
+questions = ["怎么入驻园区？", "How do we move into the park?"]
+answer = { zh = "入驻请先在线提交申请表和营业执照。", en = "To move in, send the application form and business licence online." }
+tags = ["入驻", "move in"]
+"#,
+    );
+    let ask = |lang, q: &str| {
+        answer::answer(&a.ctx(lang), &crate::search::Query::new(q))
+            .unwrap()
+            .text
+    };
+    // Who asks (a devices team) is not a request for the devices list.
+    let zh = ask(Lang::Zh, "我们是做医疗器械的初创团队，想搬过来入驻");
+    assert!(zh.contains("营业执照"), "{zh}");
+    let en = ask(Lang::En, "we're a small medical devices team and want to move in");
+    assert!(en.contains("business licence"), "{en}");
+    // Asked for, the same words list the field.
+    let list = ask(Lang::Zh, "医疗器械的公司有哪些");
+    assert!(list.contains("心途医疗") && !list.contains("营业执照"), "{list}");
+}
