@@ -266,7 +266,7 @@ fn the_biomedicine_and_health_park_scores_at_least_90_percent() {
 /// First run 136/181; the bar is below what the work reached (see
 /// docs/PERFORMANCE.md, "Seventh round").
 #[test]
-fn the_sci_fi_town_scores_at_least_81_percent() {
+fn the_sci_fi_town_scores_at_least_83_percent() {
     let (passed, total, failures) = score_set("tests/qa/xingyao.toml", "tests/qa/xingyao_eval.json");
-    assert!(passed * 100 >= total * 81, "below 81 %:\n{}", failures.join("\n"));
+    assert!(passed * 100 >= total * 83, "below 83 %:\n{}", failures.join("\n"));
 }
