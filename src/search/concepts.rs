@@ -405,6 +405,10 @@ mod tests {
         assert!(has("门禁不灵了", "repairs"));
         assert!(has("能牵狗进来逛吗", "pets"));
         assert!(has("想租个近点的房子", "housing"));
+        // Mice in the kitchen are pests; MICE as a trade is said with it.
+        assert!(has("there are mice in the kitchen", "pest-control"));
+        assert!(!has("there are mice in the kitchen", "events-exhibition-services"));
+        assert!(has("a mice industry agency", "events-exhibition-services"));
     }
 
     #[test]
