@@ -12,6 +12,9 @@ pub const BOT_TOML: &str = include_str!("../dialogs/bot.toml");
 pub const PARK_TOML: &str = include_str!("../data/park.toml");
 /// The concept lexicon (see `search::concepts`).
 pub const CONCEPTS_TOML: &str = include_str!("../data/concepts.toml");
+/// Places people name when they ask about somewhere else (see
+/// `search::Index::elsewhere`).
+pub const PLACES_TXT: &str = include_str!("../data/places.txt");
 pub const SIGNUP_TOML: &str = include_str!("../dialogs/signup.toml");
 pub const INQUIRY_TOML: &str = include_str!("../dialogs/inquiry.toml");
 pub const MY_REGISTRATIONS_TOML: &str = include_str!("../dialogs/my_registrations.toml");

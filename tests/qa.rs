@@ -145,7 +145,7 @@ fn score_set(knowledge: &str, questions: &str) -> (usize, usize, Vec<String>) {
     let table: toml::Table = std::fs::read_to_string(&knowledge_path).unwrap().parse().unwrap();
     let items = item_names(&table);
     let questions: Vec<Question> = serde_json::from_str(&std::fs::read_to_string(repo(questions)).unwrap()).unwrap();
-    assert!(questions.len() >= 40);
+    assert!(questions.len() >= 12);
 
     let s = Sandbox::new();
     s.ok(&["import", "--replace", knowledge_path.to_str().unwrap()]);
@@ -269,4 +269,21 @@ fn the_biomedicine_and_health_park_scores_at_least_90_percent() {
 fn the_sci_fi_town_scores_at_least_83_percent() {
     let (passed, total, failures) = score_set("tests/qa/xingyao.toml", "tests/qa/xingyao_eval.json");
     assert!(passed * 100 >= total * 83, "below 83 %:\n{}", failures.join("\n"));
+}
+
+/// Out-of-scope probes (`tests/qa/*_oos.json`, 12 per park, 6 zh and 6
+/// en, written by a helper from the knowledge files only): namesakes, a
+/// park's topic word in a consumer's or a general question ("how do mRNA
+/// vaccines work"), other cities. Each must get the honest fallback or at
+/// least no company or event. First run 31/48; the bar is below what the
+/// work reached (34/48, see docs/PERFORMANCE.md, "2026-12-01").
+#[test]
+fn out_of_scope_probes_mostly_get_no_company_or_event() {
+    let (mut passed, mut total, mut failures) = (0, 0, Vec::new());
+    for park in ["jinshan", "keqiao", "beibu", "weishui"] {
+        let (p, t, f) = score_set(&format!("tests/qa/{park}.toml"), &format!("tests/qa/{park}_oos.json"));
+        (passed, total) = (passed + p, total + t);
+        failures.extend(f);
+    }
+    assert!(passed * 100 >= total * 66, "below 66 %:\n{}", failures.join("\n"));
 }

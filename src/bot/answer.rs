@@ -325,8 +325,13 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
     // With list words in the question, a single item must be asked about
     // clearly: by its name, or in detail (a name or tag and another term),
     // or it is of the kind the list words are about.
+    // "杭州哪家店能配助听器": a question about somewhere else gets a company
+    // or event of the park only by its name, and no field's list.
+    let elsewhere = index.elsewhere(q);
+    let unnamed_here = |h: &Hit| matches!(h.item, Item::Enterprise(_) | Item::Event(_)) && !h.full_name && !h.named;
     let specific = |h: &&Hit| {
         h.confident
+            && (!elsewhere || !unnamed_here(h))
             && match h.item {
                 Item::Field(_) => false,
                 _ if !listy || h.full_name || (h.strong && h.terms >= 2) => true,
@@ -379,7 +384,7 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
     if let Some(top) = first_item.filter(specific) {
         return one(ctx, top, hits, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>());
     }
-    if !fields.is_empty() {
+    if !fields.is_empty() && (!elsewhere || !*by_concept) {
         // Members that the whole question fits best come first ("robotaxi
         // companies" puts the one whose summary says robotaxis on top).
         let all = understood.whole.get_or_init(|| index.search(q));
@@ -399,7 +404,7 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
         item: Item::Field(f),
         confident: true,
         ..
-    }) = hits.first()
+    }) = hits.first().filter(|_| !elsewhere)
     {
         return Ok(field_list(ctx, &[*f], hits));
     }

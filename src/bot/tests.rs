@@ -1018,3 +1018,25 @@ tags = ["入驻", "move in"]
     let list = ask(Lang::Zh, "医疗器械的公司有哪些");
     assert!(list.contains("心途医疗") && !list.contains("营业执照"), "{list}");
 }
+
+#[test]
+fn a_question_about_another_city_gets_a_company_only_by_its_name() {
+    let a = Answering::new(
+        r#"
+[[field]]
+id = "hearing"
+name = { zh = "听力健康", en = "hearing health" }
+[[enterprise]]
+id = "echoear"
+name = { zh = "声语听力", en = "EchoEar" }
+fields = ["hearing"]
+summary = { zh = "研发助听器", en = "Develops hearing aids" }
+tags = ["助听器", "hearing aids"]
+"#,
+    );
+    let ask = |q: &str| answer::answer(&a.ctx(Lang::Zh), &crate::search::Query::new(q)).unwrap();
+    assert!(ask("想给我爸配个助听器").text.contains("声语听力"));
+    let away = ask("想给我爸在杭州配个助听器，杭州哪家店靠谱");
+    assert_eq!(away.route, answer::Route::Fallback, "{}", away.text);
+    assert!(ask("声语听力在杭州有门店吗").text.contains("声语听力"));
+}

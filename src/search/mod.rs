@@ -438,6 +438,9 @@ pub struct Index {
     /// when the knowledge does not have it as a word of its own: the two
     /// words, stemmed.
     joined: HashMap<String, [String; 2]>,
+    /// Places of `data/places.txt` that the knowledge never mentions: a
+    /// question that names one asks about somewhere else.
+    elsewhere: PhraseSet,
 }
 
 struct DocBuilder<'a> {
@@ -554,6 +557,21 @@ impl DocBuilder<'_> {
         keywords.iter().for_each(|k| self.tag(k));
     }
 }
+
+/// Words before a place that make it where the asker comes from.
+const ORIGIN_WORDS: &[&str] = &[
+    "之前在",
+    "以前在",
+    "原来在",
+    "现在在",
+    "目前在",
+    "我们在",
+    "从",
+    "来自",
+    "from",
+    "based in",
+    "currently in",
+];
 
 /// Words for a kind of company that end many companies' names
 /// (normalized: lower case).
@@ -860,7 +878,47 @@ impl Index {
             d.tag_informative = inf;
         }
         index.joined = index.joined_words();
+        index.elsewhere = index.places_elsewhere();
         index
+    }
+
+    /// The places of `data/places.txt` whose words the knowledge lacks.
+    fn places_elsewhere(&self) -> PhraseSet {
+        let mentioned = |names: &[&str]| {
+            names.iter().any(|n| {
+                let ts = terms(&normalize(n), false);
+                !ts.is_empty() && ts.iter().all(|t| self.postings.contains_key(&t.text))
+            })
+        };
+        let mut away = Vec::new();
+        for line in crate::assets::PLACES_TXT.lines().filter(|l| !l.starts_with('#')) {
+            let both: Vec<&str> = line.split('\t').map(str::trim).filter(|n| !n.is_empty()).collect();
+            // Known in either language, the place is the park's own.
+            if !mentioned(&both) {
+                away.extend(both);
+            }
+        }
+        PhraseSet::new(&away)
+    }
+
+    /// Whether the question names a place the knowledge never mentions
+    /// ("杭州哪家店能配助听器", "a bigger uniform in Hangzhou"): it asks
+    /// about somewhere else.
+    /// A place said as where the asker comes from ("之前在广州做外贸",
+    /// "moving from Shanghai") is no question about it.
+    pub fn elsewhere(&self, q: &Query) -> bool {
+        let chars: Vec<char> = q.norm.chars().collect();
+        self.elsewhere.find(q).into_iter().any(|(from, _)| {
+            let before: String = chars[from.saturating_sub(12)..from].iter().collect();
+            let before = before.trim_end();
+            !ORIGIN_WORDS.iter().any(|w| {
+                before.ends_with(w)
+                    && (w.chars().next().is_some_and(crate::knowledge::is_han) || {
+                        let rest = &before[..before.len() - w.len()];
+                        rest.is_empty() || rest.ends_with(' ')
+                    })
+            })
+        })
     }
 
     /// Neighbouring words of names, aliases and tags written as one word
@@ -1851,6 +1909,29 @@ name = { zh = "特种涂料", en = "special coatings" }
         // A word most of the knowledge has tells nothing.
         assert!(fields("who makes special things").is_empty());
         assert!(fields("drone companies").is_empty());
+    }
+
+    #[test]
+    fn a_city_the_knowledge_never_mentions_is_elsewhere() {
+        let idx = Index::build(&knowledge(
+            r#"
+[[faq]]
+id = "shuttle"
+questions = ["怎么从成都东站过来？", "How do I get here from Chengdu East?"]
+answer = { zh = "成都东站有班车。", en = "A shuttle runs from Chengdu East station." }
+"#,
+        ));
+        let away = |q: &str| idx.elsewhere(&Query::new(q));
+        assert!(away("杭州哪家店能配助听器"));
+        assert!(away("where can I buy a bigger school uniform in Hangzhou"));
+        // The park's own city, in either language.
+        assert!(!away("成都哪里好玩"));
+        assert!(!away("things to do in Chengdu"));
+        // Where the asker comes from.
+        assert!(!away("我们之前在广州做外贸，想搬过来"));
+        assert!(!away("we are moving from Shanghai"));
+        // Countries are markets, not elsewhere.
+        assert!(!away("想把产品卖到日本"));
     }
 
     #[test]
