@@ -114,6 +114,12 @@ pub struct Reading {
     /// The fields were found through the question's industry concepts,
     /// not named.
     pub by_concept: bool,
+    /// The field was found by words only its name has ("nano materials
+    /// companies"), not named whole.
+    pub by_part: bool,
+    /// The question names a city the knowledge never mentions (not as where
+    /// the asker comes from): it asks about somewhere else.
+    pub elsewhere: bool,
     /// The question has words that ask for a list of companies.
     pub asks_list: bool,
     pub event_words: Vec<(usize, usize)>,
@@ -131,32 +137,48 @@ pub struct Reading {
 const ABOUT_US_CHARS: usize = 14;
 /// …or words in English.
 const ABOUT_US_WORDS: usize = 5;
-/// English words that end it: the rest of the sentence says what is asked.
+/// English words that end it: the rest of the sentence says what is asked
+/// (compared as written, not stemmed).
 const ABOUT_US_END: &[&str] = &[
     "and", "but", "so", "how", "what", "where", "when", "who", "which", "can", "could", "do", "does", "is", "are",
     "want", "need", "looking", "that", "to", "with", "in", "from",
 ];
+/// Chinese words that end it: what follows asks ("我是做外贸的有哪些物流公司").
+const ABOUT_US_END_ZH: &[&str] = &["哪", "想", "怎么", "需要", "有没有", "请问", "能不能", "可以", "吗"];
 
 /// Where the question says what the asker is ("我们是做器械的初创团队",
 /// "we're a small furniture maker"): from the words that begin it to the
 /// end of its clause.
 fn about_us(intents: &crate::phrasebook::Intents, q: &Query) -> Vec<(usize, usize)> {
+    let found = intents.about_us.find(q);
+    if found.is_empty() {
+        return found;
+    }
     let chars: Vec<char> = q.norm.chars().collect();
     let clause_end = |c: char| "，,。.！!？?；;：:\n".contains(c);
-    intents
-        .about_us
-        .find(q)
+    let asks_from = |at: usize| {
+        let rest: String = chars[at..].iter().take(3).collect();
+        ABOUT_US_END_ZH.iter().any(|w| rest.starts_with(w))
+    };
+    found
         .into_iter()
         .map(|(from, start)| {
             let mut end = start;
             if chars[from..start].iter().any(|&c| crate::knowledge::is_han(c)) {
-                while end < chars.len() && end - start < ABOUT_US_CHARS && !clause_end(chars[end]) {
+                while end < chars.len() && end - start < ABOUT_US_CHARS && !clause_end(chars[end]) && !asks_from(end) {
                     end += 1;
                 }
             } else {
+                // Whole English words after it, up to the first Chinese one
+                // (whose bigrams overlap) or punctuation.
                 let words = q.all_terms.iter().filter(|t| t.span.0 >= start);
                 for t in words.take(ABOUT_US_WORDS) {
-                    if chars[end..t.span.0].iter().any(|&c| clause_end(c)) || ABOUT_US_END.contains(&t.text.as_str()) {
+                    let written: String = chars[t.span.0..t.span.1].iter().collect();
+                    if t.han
+                        || t.span.0 < end
+                        || chars[end..t.span.0].iter().any(|&c| clause_end(c))
+                        || ABOUT_US_END.contains(&written.as_str())
+                    {
                         break;
                     }
                     end = t.span.1;
@@ -192,11 +214,14 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         fields = index.fields_by_concept(&q_asked);
         by_concept = !fields.is_empty();
     }
+    let mut by_part = false;
     if fields.is_empty() && asks_list {
         // "nano materials companies": a field said in part, by words of its
         // name that other fields' names lack, when no concept finds one.
         fields = index.fields_by_name_words(&q_asked);
+        by_part = !fields.is_empty();
     }
+    let elsewhere = index.elsewhere(&q, &about);
     let asks_events = !event_words.is_empty()
         || q.concepts()
             .any(|t| t.concept.is_some_and(|c| index.lexicon.kind(c) == ConceptKind::Event));
@@ -230,6 +255,8 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
         q,
         fields,
         by_concept,
+        by_part,
+        elsewhere,
         asks_list,
         event_words,
         field_words,
@@ -307,6 +334,8 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
         q,
         fields,
         by_concept,
+        by_part,
+        elsewhere,
         asks_list,
         event_words,
         field_words,
@@ -327,7 +356,7 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
     // or it is of the kind the list words are about.
     // "杭州哪家店能配助听器": a question about somewhere else gets a company
     // or event of the park only by its name, and no field's list.
-    let elsewhere = index.elsewhere(q);
+    let elsewhere = *elsewhere;
     let unnamed_here = |h: &Hit| matches!(h.item, Item::Enterprise(_) | Item::Event(_)) && !h.full_name && !h.named;
     let specific = |h: &&Hit| {
         h.confident
@@ -384,7 +413,7 @@ fn decide(ctx: &Ctx, understood: &Understood) -> Answered {
     if let Some(top) = first_item.filter(specific) {
         return one(ctx, top, hits, &fields.iter().map(|(f, _)| *f).collect::<Vec<_>>());
     }
-    if !fields.is_empty() && (!elsewhere || !*by_concept) {
+    if !fields.is_empty() && (!elsewhere || !(*by_concept || *by_part)) {
         // Members that the whole question fits best come first ("robotaxi
         // companies" puts the one whose summary says robotaxis on top).
         let all = understood.whole.get_or_init(|| index.search(q));

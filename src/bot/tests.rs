@@ -1010,8 +1010,19 @@ tags = ["入驻", "move in"]
             .text
     };
     // Who asks (a devices team) is not a request for the devices list.
-    let zh = ask(Lang::Zh, "我们是做医疗器械的初创团队，想搬过来入驻");
-    assert!(zh.contains("营业执照"), "{zh}");
+    for q in [
+        "我们是做医疗器械的初创团队，想搬过来入驻",
+        "我们是做医疗器械的初创团队，想把公司搬过来入驻",
+    ] {
+        let zh = ask(Lang::Zh, q);
+        assert!(zh.contains("营业执照"), "{q}: {zh}");
+    }
+    // A question right after it is still asked ("有哪些" ends it).
+    let list = ask(Lang::Zh, "我是做外贸的有哪些医疗器械公司");
+    assert!(list.contains("心途医疗"), "{list}");
+    // English words after it stop at Chinese ones (no overlapping bigrams).
+    let mixed = ask(Lang::Zh, "we're a 医疗器械团队，想入驻");
+    assert!(mixed.contains("营业执照"), "{mixed}");
     let en = ask(Lang::En, "we're a small medical devices team and want to move in");
     assert!(en.contains("business licence"), "{en}");
     // Asked for, the same words list the field.

@@ -441,6 +441,9 @@ pub struct Index {
     /// Places of `data/places.txt` that the knowledge never mentions: a
     /// question that names one asks about somewhere else.
     elsewhere: PhraseSet,
+    /// Words that hold a place's name and are no place ("东西安全" holds
+    /// 西安, "复合肥" 合肥): `!` lines of `data/places.txt`.
+    not_places: PhraseSet,
 }
 
 struct DocBuilder<'a> {
@@ -879,6 +882,12 @@ impl Index {
         }
         index.joined = index.joined_words();
         index.elsewhere = index.places_elsewhere();
+        let look_alikes: Vec<&str> = crate::assets::PLACES_TXT
+            .lines()
+            .filter_map(|l| l.strip_prefix('!'))
+            .map(str::trim)
+            .collect();
+        index.not_places = PhraseSet::new(&look_alikes);
         index
     }
 
@@ -891,7 +900,10 @@ impl Index {
             })
         };
         let mut away = Vec::new();
-        for line in crate::assets::PLACES_TXT.lines().filter(|l| !l.starts_with('#')) {
+        for line in crate::assets::PLACES_TXT
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.starts_with('!'))
+        {
             let both: Vec<&str> = line.split('\t').map(str::trim).filter(|n| !n.is_empty()).collect();
             // Known in either language, the place is the park's own.
             if !mentioned(&both) {
@@ -905,10 +917,21 @@ impl Index {
     /// ("杭州哪家店能配助听器", "a bigger uniform in Hangzhou"): it asks
     /// about somewhere else.
     /// A place said as where the asker comes from ("之前在广州做外贸",
-    /// "moving from Shanghai") is no question about it.
-    pub fn elsewhere(&self, q: &Query) -> bool {
+    /// "moving from Shanghai"), inside `ignore` (what the asker says about
+    /// themselves) or inside a look-alike word ("这东西安全吗") is no
+    /// question about it.
+    pub fn elsewhere(&self, q: &Query, ignore: &[(usize, usize)]) -> bool {
+        let found = self.elsewhere.find(q);
+        if found.is_empty() {
+            return false;
+        }
+        let look_alikes = self.not_places.find(q);
+        let inside = |s: (usize, usize), spans: &[(usize, usize)]| spans.iter().any(|&(a, b)| a <= s.0 && s.1 <= b);
         let chars: Vec<char> = q.norm.chars().collect();
-        self.elsewhere.find(q).into_iter().any(|(from, _)| {
+        found.into_iter().any(|(from, to)| {
+            if inside((from, to), ignore) || inside((from, to), &look_alikes) {
+                return false;
+            }
             let before: String = chars[from.saturating_sub(12)..from].iter().collect();
             let before = before.trim_end();
             !ORIGIN_WORDS.iter().any(|w| {
@@ -1921,7 +1944,7 @@ questions = ["怎么从成都东站过来？", "How do I get here from Chengdu E
 answer = { zh = "成都东站有班车。", en = "A shuttle runs from Chengdu East station." }
 "#,
         ));
-        let away = |q: &str| idx.elsewhere(&Query::new(q));
+        let away = |q: &str| idx.elsewhere(&Query::new(q), &[]);
         assert!(away("杭州哪家店能配助听器"));
         assert!(away("where can I buy a bigger school uniform in Hangzhou"));
         // The park's own city, in either language.
@@ -1930,8 +1953,13 @@ answer = { zh = "成都东站有班车。", en = "A shuttle runs from Chengdu Ea
         // Where the asker comes from.
         assert!(!away("我们之前在广州做外贸，想搬过来"));
         assert!(!away("we are moving from Shanghai"));
-        // Countries are markets, not elsewhere.
-        assert!(!away("想把产品卖到日本"));
+        // A word that only holds a city's name.
+        assert!(away("西安有什么好吃的"));
+        assert!(!away("这东西安全吗"));
+        // What the asker says about themselves is passed in to be ignored.
+        let q = Query::new("我们是杭州的助听器公司");
+        assert!(idx.elsewhere(&q, &[]));
+        assert!(!idx.elsewhere(&q, &[(0, q.norm.chars().count())]));
     }
 
     #[test]
@@ -1943,9 +1971,36 @@ answer = { zh = "成都东站有班车。", en = "A shuttle runs from Chengdu Ea
             assert_eq!(hit.item, Item::Enterprise(1), "{q}");
             assert!(hit.confident, "{q}");
         }
-        // Only neighbours, and never a word the knowledge has of its own.
+        // Only neighbours.
         assert!(top(&idx, "dengyushows").is_none());
-        assert_eq!(idx.expand(&Query::new("lidar")).terms()[0].text, "lidar");
+        // Never a word the knowledge has of its own.
+        let idx = Index::build(&knowledge(
+            r#"
+[[enterprise]]
+id = "skyport"
+name = { zh = "天港", en = "Sky Port Drones" }
+fields = []
+summary = { zh = "无人机", en = "Drones" }
+[[faq]]
+id = "shuttle"
+questions = ["班车？", "Is there a skyport shuttle?"]
+answer = { zh = "有", en = "Yes" }
+"#,
+        ));
+        let terms: Vec<String> = idx
+            .expand(&Query::new("skyport"))
+            .terms()
+            .iter()
+            .map(|t| t.text.clone())
+            .collect();
+        assert_eq!(terms, ["skyport"]);
+        let terms: Vec<String> = idx
+            .expand(&Query::new("portdrones"))
+            .terms()
+            .iter()
+            .map(|t| t.text.clone())
+            .collect();
+        assert_eq!(terms, ["port", "dron"]);
     }
 
     #[test]
