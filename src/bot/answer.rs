@@ -196,7 +196,7 @@ pub fn read(ctx: &Ctx, q: &Query) -> Reading {
     // "我们是做器械的初创团队，想把公司搬过来": the field and the company
     // words there are who asks, not what.
     let about = about_us(intents, &q);
-    let asked = |s: &(usize, usize)| !about.iter().any(|&(a, b)| a <= s.0 && s.1 <= b);
+    let asked = |s: &(usize, usize)| !crate::search::inside(*s, &about);
     let mut fields = index.fields_in(&q);
     fields.retain(|(_, spans)| spans.iter().any(asked));
     let event_words = intents.events.find(&q);

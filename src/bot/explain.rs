@@ -7,13 +7,10 @@ use std::fmt::Write;
 use super::answer::{self, CONFIDENCE_LINE, Route};
 use super::render;
 use crate::context::Ctx;
+use crate::search::text::said;
 use crate::search::{Hit, Query};
 
 /// The words of `norm` at char span `s`.
-fn said(norm: &str, s: (usize, usize)) -> String {
-    norm.chars().skip(s.0).take(s.1 - s.0).collect()
-}
-
 pub fn explain(ctx: &Ctx, text: &str) -> String {
     let index = &ctx.brain.index;
     let reading = answer::read(ctx, &Query::new(text));

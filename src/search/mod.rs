@@ -326,14 +326,13 @@ impl Query {
 
     /// The same question without the terms inside `spans`.
     pub fn without(&self, spans: &[(usize, usize)]) -> Query {
-        let inside = |t: &Term| spans.iter().any(|&(a, b)| a <= t.span.0 && t.span.1 <= b);
         Query {
             norm: self.norm.clone(),
             bare: self.bare.clone(),
             terms: self
                 .terms()
                 .iter()
-                .filter(|t| !inside(t))
+                .filter(|t| !inside(t.span, spans))
                 .cloned()
                 .collect::<Vec<_>>()
                 .into(),
@@ -404,7 +403,7 @@ struct Resolved<'a> {
 impl Resolved<'_> {
     /// Whether `span` lies inside one of the places this term is said.
     fn covers(&self, span: (usize, usize)) -> bool {
-        self.spans.iter().any(|&(a, b)| a <= span.0 && span.1 <= b)
+        inside(span, &self.spans)
     }
 }
 
@@ -735,6 +734,11 @@ fn at(c: usize, spans: &[(usize, usize)]) -> bool {
     spans.iter().any(|&(a, b)| a <= c && c < b)
 }
 
+/// Whether `s` lies inside one of `spans`.
+pub fn inside(s: (usize, usize), spans: &[(usize, usize)]) -> bool {
+    spans.iter().any(|&(a, b)| a <= s.0 && s.1 <= b)
+}
+
 /// Whether `s` lies within one of `spans` (or is covered by adjacent ones).
 fn in_spans(s: (usize, usize), spans: &[(usize, usize)]) -> bool {
     (s.0..s.1).all(|c| at(c, spans))
@@ -881,36 +885,32 @@ impl Index {
             d.tag_informative = inf;
         }
         index.joined = index.joined_words();
-        index.elsewhere = index.places_elsewhere();
-        let look_alikes: Vec<&str> = crate::assets::PLACES_TXT
-            .lines()
-            .filter_map(|l| l.strip_prefix('!'))
-            .map(str::trim)
-            .collect();
-        index.not_places = PhraseSet::new(&look_alikes);
+        (index.elsewhere, index.not_places) = index.places_elsewhere();
         index
     }
 
-    /// The places of `data/places.txt` whose words the knowledge lacks.
-    fn places_elsewhere(&self) -> PhraseSet {
+    /// The places of `data/places.txt` whose words the knowledge lacks, and
+    /// its look-alike words (`!` lines).
+    fn places_elsewhere(&self) -> (PhraseSet, PhraseSet) {
         let mentioned = |names: &[&str]| {
             names.iter().any(|n| {
                 let ts = terms(&normalize(n), false);
                 !ts.is_empty() && ts.iter().all(|t| self.postings.contains_key(&t.text))
             })
         };
-        let mut away = Vec::new();
-        for line in crate::assets::PLACES_TXT
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.starts_with('!'))
-        {
+        let (mut away, mut look_alikes) = (Vec::new(), Vec::new());
+        for line in crate::assets::PLACES_TXT.lines().filter(|l| !l.starts_with('#')) {
+            if let Some(word) = line.strip_prefix('!') {
+                look_alikes.push(word.trim());
+                continue;
+            }
             let both: Vec<&str> = line.split('\t').map(str::trim).filter(|n| !n.is_empty()).collect();
             // Known in either language, the place is the park's own.
             if !mentioned(&both) {
                 away.extend(both);
             }
         }
-        PhraseSet::new(&away)
+        (PhraseSet::new(&away), PhraseSet::new(&look_alikes))
     }
 
     /// Whether the question names a place the knowledge never mentions
@@ -926,7 +926,6 @@ impl Index {
             return false;
         }
         let look_alikes = self.not_places.find(q);
-        let inside = |s: (usize, usize), spans: &[(usize, usize)]| spans.iter().any(|&(a, b)| a <= s.0 && s.1 <= b);
         let chars: Vec<char> = q.norm.chars().collect();
         found.into_iter().any(|(from, to)| {
             if inside((from, to), ignore) || inside((from, to), &look_alikes) {
@@ -958,13 +957,7 @@ impl Index {
             let words: Vec<(String, (usize, usize), String)> = terms(norm, true)
                 .into_iter()
                 .filter(|t| !t.han)
-                .map(|t| {
-                    (
-                        norm.chars().skip(t.span.0).take(t.span.1 - t.span.0).collect(),
-                        t.span,
-                        t.text,
-                    )
-                })
+                .map(|t| (text::said(norm, t.span), t.span, t.text))
                 .collect();
             for pair in words.windows(2) {
                 let [(raw_a, span_a, a), (raw_b, span_b, b)] = pair else {
@@ -1129,7 +1122,7 @@ impl Index {
             if self.postings.contains_key(&t.text) || found.iter().any(|f| f.span == t.span) {
                 continue;
             }
-            let raw: String = q.norm.chars().skip(t.span.0).take(t.span.1 - t.span.0).collect();
+            let raw = text::said(&q.norm, t.span);
             if let Some((_, concepts)) = self.lexicon.fuzzy(&raw) {
                 found.extend(concepts.into_iter().map(|concept| Found { concept, span: t.span }));
             }
@@ -1280,7 +1273,7 @@ impl Index {
         }
         // The typo may be in the stemmed form or in the word as written
         // ("molcompas" is stemmed to "molcompa", far from "molcompass").
-        let raw: String = norm.chars().skip(t.span.0).take(t.span.1 - t.span.0).collect();
+        let raw = text::said(norm, t.span);
         [t.text.as_str(), raw.as_str()]
             .into_iter()
             .filter_map(|w| self.fuzzy_match(w))
@@ -1322,7 +1315,7 @@ impl Index {
             .filter(|t| t.concept.is_some_and(|c| self.concept_items(c) > 0))
             .map(|t| t.span)
             .collect();
-        let explained = |t: &Term| concept_spans.iter().any(|&(a, b)| a <= t.span.0 && t.span.1 <= b);
+        let explained = |t: &Term| inside(t.span, &concept_spans);
         let mut said = 0.0;
         let mut seen = std::collections::HashSet::new();
         let mut resolved: Vec<Resolved> = Vec::new();
@@ -1526,7 +1519,6 @@ impl Index {
     /// as the name part's. Industry concepts the item lacks count, and event concepts for an item that is not an event; other
     /// concepts (contact, fees, tickets…) ask about the item.
     fn says_other(&self, q: &Query, asking: &Asking, d: &Doc, name: &[(usize, usize)]) -> bool {
-        let inside = |s: (usize, usize), spans: &[(usize, usize)]| spans.iter().any(|&(a, b)| a <= s.0 && s.1 <= b);
         let chars = asking.chars;
         let neutral = &asking.neutral;
         let ask_en = ask_about_en();
@@ -1608,7 +1600,7 @@ impl Index {
     /// Whether the English word `t` is one or two letters from a word of
     /// the doc's names (a typo of the name: "e-drvie").
     fn near_name_word(&self, q: &Query, t: &Term, d: &Doc) -> bool {
-        let raw: String = q.norm.chars().skip(t.span.0).take(t.span.1 - t.span.0).collect();
+        let raw = text::said(&q.norm, t.span);
         let max = if raw.len() >= 5 { 2 } else { 1 };
         d.names.iter().any(|n| {
             n.split(|c: char| !c.is_ascii_alphanumeric())
@@ -1987,20 +1979,15 @@ questions = ["班车？", "Is there a skyport shuttle?"]
 answer = { zh = "有", en = "Yes" }
 "#,
         ));
-        let terms: Vec<String> = idx
-            .expand(&Query::new("skyport"))
-            .terms()
-            .iter()
-            .map(|t| t.text.clone())
-            .collect();
-        assert_eq!(terms, ["skyport"]);
-        let terms: Vec<String> = idx
-            .expand(&Query::new("portdrones"))
-            .terms()
-            .iter()
-            .map(|t| t.text.clone())
-            .collect();
-        assert_eq!(terms, ["port", "dron"]);
+        let terms = |q: &str| -> Vec<String> {
+            idx.expand(&Query::new(q))
+                .terms()
+                .iter()
+                .map(|t| t.text.clone())
+                .collect()
+        };
+        assert_eq!(terms("skyport"), ["skyport"]);
+        assert_eq!(terms("portdrones"), ["port", "dron"]);
     }
 
     #[test]

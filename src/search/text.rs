@@ -74,6 +74,11 @@ fn is_stop_bigram(b: &str) -> bool {
     b.chars().any(|c| ZH_STOP_CHARS.contains(c)) || ZH_STOP_BIGRAMS.contains(&b)
 }
 
+/// The text at `span` (character offsets) of normalized text, as written.
+pub fn said(norm: &str, span: (usize, usize)) -> String {
+    norm.chars().skip(span.0).take(span.1 - span.0).collect()
+}
+
 /// A light English stemmer: plurals, -ing, -ed and a final e.
 pub fn stem(word: &str) -> String {
     let mut w = word.to_string();

@@ -527,7 +527,7 @@ pub fn parse(norm: &str, today: Date) -> Option<Period> {
     let mut covered: Vec<(usize, usize)> = Vec::new();
     for (w, days) in zh_rel {
         if let Some(s) = zh_span(w)
-            && !covered.iter().any(|&(a, b)| a <= s.0 && s.1 <= b)
+            && !super::inside(s, &covered)
         {
             covered.push(s);
             ranges.push(*days);
@@ -559,7 +559,7 @@ pub fn parse(norm: &str, today: Date) -> Option<Period> {
             .find(|ws| ws.iter().zip(phrase.iter()).all(|(a, b)| a.text == *b))
         {
             let s = (ws[0].span.0, ws[n - 1].span.1);
-            if !covered.iter().any(|&(a, b)| a <= s.0 && s.1 <= b) {
+            if !super::inside(s, &covered) {
                 covered.push(s);
                 ranges.push(*days);
                 spans.push(s);
